@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..audio.io import DEFAULT_MAX_DURATION, load_audio, save_audio
 from ..errors import UnmixError
 from ..progress import ProgressBar
@@ -72,6 +74,12 @@ def write_stems(stems: dict, final_dir: Path, fmt: str, protect: tuple = ()) -> 
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.partial-", dir=final_dir.parent))
     ext = "flac" if fmt == "flac" else "wav"
+    if SUBTYPES[fmt] != "FLOAT":
+        for name, audio in stems.items():
+            clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+            if clipped:
+                print(f"unmix: warning: {final_dir.name}/{name}: {clipped} samples clipped "
+                      "(use --format wavf to keep them)", file=sys.stderr)
     try:
         for name, audio in stems.items():
             save_audio(tmp / f"{name}.{ext}", audio, subtype=SUBTYPES[fmt], protect=protect)

@@ -145,7 +145,8 @@ def download_official(model: str = "umxhq", base_url: str | None = None, dest_ro
     spec = OFFICIAL_MODELS[model]
     base = (base_url or spec["base_url"]).rstrip("/") + "/"
     root = dest_root or user_models_dir()
-    with tempfile.TemporaryDirectory(dir=root) as tmpdir:
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmpdir:
         files = []
         for target, filename in spec["files"].items():
             if targets and target not in targets:
