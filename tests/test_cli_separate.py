@@ -78,3 +78,23 @@ def test_clipping_is_reported(tmp_path, model_dir, song):
     assert "clipped" in r.stderr and "--format wavf" in r.stderr
     r = unmix("separate", src, "--out", tmp_path / "o2", "--model-file", model_dir, "-q", "--format", "wavf")
     assert r.returncode == 0 and "clipped" not in r.stderr
+
+
+def test_refuses_to_replace_the_folder_holding_the_source(tmp_path, model_dir, song):
+    folder = tmp_path / "song"
+    folder.mkdir()
+    src = save_audio(folder / "song.wav", song["mixture"] * 0.3)
+    r = unmix("separate", src, "--out", tmp_path, "--model-file", model_dir, "-q")
+    assert r.returncode == 2 and "holds the source song" in r.stderr
+    assert src.exists()
+
+
+def test_long_song_streams_windows_to_disk(tmp_path, model_dir):
+    x = (np.random.default_rng(0).standard_normal((44100 * 8, 2)) * 0.1).astype(np.float32)
+    src = save_audio(tmp_path / "long.wav", x, subtype="FLOAT")
+    r = unmix("separate", src, "--out", tmp_path / "o", "--model-file", model_dir, "--window", "3",
+              "--format", "wavf", "-q")
+    assert r.returncode == 0, r.stderr
+    v = load_audio(tmp_path / "o" / "long" / "vocals.wav")
+    a = load_audio(tmp_path / "o" / "long" / "accompaniment.wav")
+    assert v.shape == x.shape and np.abs(v + a - x).max() < 1e-4

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import DEFAULT_MAX_DURATION, load_audio, save_audio
+from ..audio.io import DEFAULT_MAX_DURATION, load_audio
 from ..errors import UnmixError
 from ..progress import ProgressBar
 from ..separation.registry import load_model
@@ -65,24 +65,38 @@ def settings_from_args(args) -> SeparationSettings:
                               targets=None if args.stems == 4 else targets)
 
 
-def write_stems(stems: dict, final_dir: Path, fmt: str, protect: tuple = ()) -> list[Path]:
-    """Write all stems into a hidden temporary folder next to ``final_dir``, then rename it.
+def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[Path]:
+    """Write stems into a hidden temporary folder next to ``final_dir``, then rename it.
 
-    A failure leaves nothing under the final name; an earlier result is replaced only once the
-    new one is complete.
+    ``stems`` is either ``{name: (n, 2)}`` or an iterator of ``(offset, {name: block})`` as
+    :meth:`Separator.stream` yields, so a long song is written while it is separated and the whole
+    set of stems never sits in memory. A failure leaves nothing under the final name; an earlier
+    result is replaced only once the new one is complete.
     """
+    import soundfile as sf
+
+    blocks = iter([(0, stems)]) if isinstance(stems, dict) else stems
     final_dir.parent.mkdir(parents=True, exist_ok=True)
+    for p in protect:
+        if final_dir.resolve() in Path(p).resolve().parents:
+            raise UnmixError(f"{final_dir}: holds the source song {Path(p).name}; choose another --out folder")
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.partial-", dir=final_dir.parent))
     ext = "flac" if fmt == "flac" else "wav"
-    if SUBTYPES[fmt] != "FLOAT":
-        for name, audio in stems.items():
-            clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
-            if clipped:
-                print(f"unmix: warning: {final_dir.name}/{name}: {clipped} samples clipped "
-                      "(use --format wavf to keep them)", file=sys.stderr)
+    files: dict[str, sf.SoundFile] = {}
+    clipped: dict[str, int] = {}
     try:
-        for name, audio in stems.items():
-            save_audio(tmp / f"{name}.{ext}", audio, subtype=SUBTYPES[fmt], protect=protect)
+        for _, chunk in blocks:
+            for name, audio in chunk.items():
+                if name not in files:
+                    files[name] = sf.SoundFile(tmp / f"{name}.{ext}", "w", 44100, 2, SUBTYPES[fmt],
+                                               format="FLAC" if ext == "flac" else "WAV")
+                    clipped[name] = 0
+                if SUBTYPES[fmt] != "FLOAT":
+                    clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
+                    audio = np.clip(audio, -1.0, 1.0)
+                files[name].write(audio)
+        for fh in files.values():
+            fh.close()
         if final_dir.exists():
             old = final_dir.with_name(f".{final_dir.name}.old-{int(time.time() * 1000)}")
             final_dir.rename(old)
@@ -91,15 +105,21 @@ def write_stems(stems: dict, final_dir: Path, fmt: str, protect: tuple = ()) -> 
         else:
             tmp.rename(final_dir)
     except BaseException:
+        for fh in files.values():
+            fh.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return [final_dir / f"{name}.{ext}" for name in stems]
+    for name, count in clipped.items():
+        if count:
+            print(f"unmix: warning: {final_dir.name}/{name}: {count} samples clipped "
+                  "(use --format wavf to keep them)", file=sys.stderr)
+    return [final_dir / f"{name}.{ext}" for name in files]
 
 
 def run(args) -> int:
     settings = settings_from_args(args)
     model_ref = args.model_file or args.model
-    model = load_model(model_ref, device=args.device or "cpu") if model_ref or not args.device else load_model(None, device=args.device)
+    model = load_model(model_ref, device=args.device or "cpu")
     separator = Separator(model, settings, device=args.device)
     out = Path(args.out)
     failed = 0
@@ -109,14 +129,16 @@ def run(args) -> int:
         bar = None if args.quiet else ProgressBar(label)
         try:
             audio = load_audio(path, max_duration=args.max_duration)
-            stems = separator.separate(audio, progress=bar)
             if args.stems == 4:
+                stems = separator.separate(audio, progress=bar)
                 from ..separation.fourstems import four_stems
 
                 stems = four_stems(stems)
                 if args.targets:
                     wanted = [t.strip() for t in args.targets.split(",")]
                     stems = {k: v for k, v in stems.items() if k in wanted}
+            else:
+                stems = separator.stream(audio, progress=bar)
             files = write_stems(stems, out / song_name(path), args.format, protect=(path,))
             if bar:
                 bar.close(f"{label}: {len(files)} stems -> {out / song_name(path)}")

@@ -1,6 +1,6 @@
 """Separate a whole song with any :class:`~.base.SpectrogramModel`, in bounded memory.
 
-The song is cut into overlapping windows (default 30 s with 2 s overlap). Each window goes
+The song is cut into overlapping windows (default 20 s with 2 s overlap). Each window goes
 STFT -> model -> post-processing (Wiener/EM, residual, logit) -> inverse STFT, and the windows
 are cross-faded with complementary linear ramps. Because every window's stems sum to that
 window's mixture and the ramps sum to one, the stems still sum to the song when a residual is
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ class SeparationSettings:
     logit: float | None = None     # mask sharpening strength (None = off)
     residual: bool = True          # "accompaniment" = mixture - the other stems (exact sum)
     swap_tta: bool = False         # average the model over the mixture and its channel-swapped copy
-    window_s: float = 30.0         # processing window (memory bound)
+    window_s: float = 20.0         # processing window (memory bound)
     overlap_s: float = 2.0         # cross-fade between windows
     targets: list[str] | None = None  # subset to return (None = all)
 
@@ -128,18 +128,25 @@ class Separator:
                         residual=add_res, should_stop=should_stop)
         if add_res:
             names.append("accompaniment")
-        y_t = torch.from_numpy(np.ascontiguousarray(y.transpose(3, 2, 1, 0))).to(torch.complex64)
-        stems_t = transforms.istft(y_t, n, self.model.n_fft, self.model.n_hop)  # (S, C, n)
-        stems = {name: stems_t[i].numpy().T for i, name in enumerate(names)}
+        del v, x, est
+        stems = {}
+        for i, name in enumerate(names):  # one source at a time keeps the inverse STFT's buffers small
+            y_i = torch.from_numpy(np.ascontiguousarray(y[..., i].transpose(2, 1, 0))).to(torch.complex64)
+            stems[name] = transforms.istft(y_i, n, self.model.n_fft, self.model.n_hop).numpy().T
+        del y
         if s.residual:
             others = [k for k in names if k != "accompaniment"]
             stems["accompaniment"] = audio - sum(stems[k] for k in others)
         return stems
 
     # -- whole song --------------------------------------------------------------------------
-    def separate(self, audio: np.ndarray, progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
-        """Separate ``audio`` (n, 2) float32 at the model's rate into ``{target: (n, 2)}``."""
+    def stream(self, audio: np.ndarray, progress: ProgressFn | None = None,
+               cancel: threading.Event | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Separate ``audio`` window by window, yielding ``(offset, {target: block})``.
+
+        The blocks are final (cross-fades done), contiguous and cover the whole song in order, so
+        a caller can write them to disk as they come and never hold the whole set of stems.
+        """
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 2 or audio.shape[1] != 2:
             raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
@@ -150,10 +157,11 @@ class Separator:
                 raise Cancelled()
 
         names = self.output_targets
-        out = {name: np.zeros((n, 2), dtype=np.float32) for name in names}
         spans = self.windows(n)
         if progress:
             progress(0.0)
+        pending: dict[str, np.ndarray] = {}
+        pending_start = 0
         for i, (start, end) in enumerate(spans):
             should_stop()
             fade_in = spans[i - 1][1] - start if i > 0 else 0
@@ -161,9 +169,28 @@ class Separator:
             stems = self.separate_window(audio[start:end], should_stop)
             w = self._fade_weights(end - start, fade_in, fade_out)[:, None]
             for name in names:
-                out[name][start:end] += stems[name] * w
+                block = stems[name] * w
+                if name in pending:  # the overlap with the previous window
+                    overlap = pending[name].shape[0] - (start - pending_start)
+                    block[:overlap] += pending[name][start - pending_start:]
+                    block = np.concatenate([pending[name][: start - pending_start], block])
+                pending[name] = block
+            done = spans[i + 1][0] if i + 1 < len(spans) else n
+            cut = done - pending_start
+            yield pending_start, {name: pending[name][:cut] for name in names}
+            pending = {name: pending[name][cut:] for name in names}
+            pending_start = done
             if progress:
                 progress((i + 1) / len(spans))
+
+    def separate(self, audio: np.ndarray, progress: ProgressFn | None = None,
+                 cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
+        """Separate ``audio`` (n, 2) float32 at the model's rate into ``{target: (n, 2)}``."""
+        n = np.asarray(audio).shape[0]
+        out = {name: np.zeros((n, 2), dtype=np.float32) for name in self.output_targets}
+        for offset, blocks in self.stream(audio, progress, cancel):
+            for name, block in blocks.items():
+                out[name][offset:offset + block.shape[0]] = block
         return out
 
 
