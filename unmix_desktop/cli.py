@@ -10,7 +10,7 @@ import sys
 from . import __version__
 from .errors import UnmixError
 
-COMMANDS = ["separate", "models"]
+COMMANDS = ["separate", "models", "play", "mix"]
 
 
 def build_parser() -> argparse.ArgumentParser:

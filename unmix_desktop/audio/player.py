@@ -1,0 +1,441 @@
+"""Live stem player over a sounddevice ``OutputStream`` (no Qt).
+
+Threads: the UI thread calls the public methods; PortAudio's thread calls :meth:`StemPlayer._callback`.
+They share no lock. Each control is a single attribute that only one side writes, and the UI
+publishes a change by assigning a *new* immutable object (a tuple, or a gains array it never
+touches again), which is an atomic reference swap in CPython:
+
+* UI -> audio: ``_target`` (gains array), ``_transport = (seq, want_playing)``,
+  ``_seek = (seq, frame)``, ``_loop = (a, b) | None``, ``_engine`` (swapped on :meth:`load`);
+* audio -> UI: ``_transport_seen``, ``_seek_seen``, ``_underruns``, ``_callbacks`` and the
+  engine's ``pos``/``playing``/``levels``/``clipped``.
+
+The callback itself only calls :meth:`MixEngine.render`, which works in preallocated buffers.
+
+sounddevice is imported lazily: it raises ``OSError`` at import when libportaudio is missing, and
+then the player reports ``available = False`` with a reason instead of failing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import UnmixError
+from .mixer import SAMPLE_RATE, MixEngine, MixState
+
+NO_PORTAUDIO = "no audio output: install libportaudio2"
+NO_DEVICE = "no output device"
+
+
+class _Status:
+    """Stands in for ``sounddevice.CallbackFlags`` when the owner drives the callback."""
+
+    output_underflow = False
+
+
+_NO_STATUS = _Status()
+
+
+class PlayerError(UnmixError):
+    """Playback is impossible: no audio library, no device, or the device refused to open."""
+
+
+_SD = None
+_SD_ERROR: str | None = None
+
+
+def _sounddevice():
+    """``(module, None)`` or ``(None, reason)``; imports sounddevice once."""
+    global _SD, _SD_ERROR
+    if _SD is None and _SD_ERROR is None:
+        try:
+            import sounddevice
+
+            _SD = sounddevice
+        except OSError:  # sounddevice raises OSError when the PortAudio library is not found
+            _SD_ERROR = NO_PORTAUDIO
+        except ImportError:
+            _SD_ERROR = "no audio output: the sounddevice package is not installed"
+    return _SD, _SD_ERROR
+
+
+def list_output_devices() -> list[tuple[int, str]]:
+    """``(index, "name, host API")`` of every device that can play; empty when there is none or no
+    PortAudio. Either value can be given as ``device`` (the name matches exactly)."""
+    sd, _ = _sounddevice()
+    if sd is None:
+        return []
+    try:
+        devices = sd.query_devices()
+        hostapis = sd.query_hostapis()
+    except Exception:  # noqa: BLE001 - PortAudio errors mean "nothing usable"
+        return []
+    result = []
+    for index, dev in enumerate(devices):
+        if dev["max_output_channels"] > 0:
+            api = hostapis[dev["hostapi"]]["name"] if dev["hostapi"] < len(hostapis) else ""
+            result.append((index, f"{dev['name']}, {api}" if api else dev["name"]))
+    return result
+
+
+def _probe(device) -> str | None:
+    """Why playback on ``device`` is impossible, or ``None`` when it looks possible."""
+    sd, error = _sounddevice()
+    if sd is None:
+        return error
+    outputs = list_output_devices()
+    if not outputs:
+        return NO_DEVICE
+    if device is None:
+        return None
+    try:
+        info = sd.query_devices(device, kind="output")
+    except (ValueError, sd.PortAudioError):
+        return f"output device {device!r} not found"
+    if info["max_output_channels"] < 1:
+        return f"device {device!r} has no output channels"
+    return None
+
+
+def _as_stereo(name: str, audio: np.ndarray) -> np.ndarray:
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[1] not in (1, 2):
+        raise PlayerError(f"stem '{name}': expected (n, 2) audio, got shape {a.shape}")
+    if a.shape[1] == 1:
+        a = np.repeat(a, 2, axis=1)
+    return np.ascontiguousarray(a)
+
+
+class StemPlayer:
+    """Plays N stems with live gain/mute/solo/pan, master gain, seek and A-B loop.
+
+    ``device``: a sounddevice device index or name (``None``: the system default).
+    ``blocksize``: frames per callback; ``latency``: seconds or ``"low"``/``"high"`` (``None``: PortAudio's).
+    ``open_stream=False``: never touch the audio system; the owner drives :meth:`process` (or the
+    callback) with its own buffers: tests, benchmarks, rendering to another sink.
+    """
+
+    def __init__(
+        self,
+        device=None,
+        blocksize: int = 512,
+        latency=None,
+        sample_rate: int = SAMPLE_RATE,
+        *,
+        open_stream: bool = True,
+    ):
+        self._open = bool(open_stream)
+        self._device = device
+        self._blocksize = int(blocksize)
+        if self._blocksize <= 0:
+            raise PlayerError(f"block size must be positive, got {blocksize}")
+        self._latency = latency
+        self._sample_rate = int(sample_rate)
+        self._stream = None
+        self._state = MixState.from_names(())
+        self._target = self._state.gains()
+        self._engine = self._new_engine([], self._target)
+        self._transport: tuple[int, bool] = (0, False)
+        self._seek: tuple[int, int] = (0, 0)
+        self._loop: tuple[int, int] | None = None
+        self._transport_seen = 0
+        self._seek_seen = 0
+        self._underruns = 0
+        self._callbacks = 0
+        self._callback_error: str | None = None
+        self._unavailable_reason = _probe(device) if self._open else None
+
+    # availability and devices --------------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        return self._unavailable_reason is None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self._unavailable_reason
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def blocksize(self) -> int:
+        return self._blocksize
+
+    @property
+    def latency(self):
+        """The latency setting; once a stream is open, the actual output latency in seconds."""
+        if self._stream is not None:
+            return self._stream.latency
+        return self._latency
+
+    def configure(self, device=..., blocksize: int | None = None, latency=...) -> None:
+        """Change the output device, block size or latency; reopens the stream when one is open."""
+        was_playing = self.playing
+        self._fade_out_and_wait()
+        self._close_stream()
+        if device is not ...:
+            self._device = device
+        if blocksize is not None:
+            if int(blocksize) <= 0:
+                raise PlayerError(f"block size must be positive, got {blocksize}")
+            self._blocksize = int(blocksize)  # the engine renders any number of frames
+        if latency is not ...:
+            self._latency = latency
+        self._unavailable_reason = _probe(self._device) if self._open else None
+        if was_playing and self.available:
+            self.play()
+
+    def _new_engine(self, stems, gains) -> MixEngine:
+        return MixEngine(stems, gains, sample_rate=self._sample_rate, max_block=max(self._blocksize, 4096))
+
+    # loading ---------------------------------------------------------------------------------
+    def load(self, stems: Mapping[str, np.ndarray], sample_rate: int = SAMPLE_RATE) -> None:
+        """Replace the stems (name -> float32 (n, 2)); resets faders, position and loop."""
+        arrays = [_as_stereo(name, audio) for name, audio in stems.items()]
+        self._fade_out_and_wait()
+        if int(sample_rate) != self._sample_rate:
+            self._close_stream()
+            self._sample_rate = int(sample_rate)
+        state = MixState.from_names(stems.keys())
+        target = state.gains()
+        self._loop = None
+        self._transport = (self._transport[0] + 1, False)
+        self._seek = (self._seek[0] + 1, 0)
+        # engine first: a callback in between sees the new engine with the old target, which the
+        # engine ignores (wrong shape); the new engine already starts at the new gains
+        self._engine = self._new_engine(arrays, target)
+        self._state = state
+        self._target = target
+
+    def _fade_out_and_wait(self, timeout: float = 0.5) -> None:
+        """Pause with a fade and give the callback time to play it (only when a stream runs)."""
+        if not self.playing:
+            return
+        self.pause()
+        if self._stream is None or not self._stream.active:
+            return
+        deadline = time.monotonic() + timeout
+        while self.playing and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._state.names
+
+    # transport -------------------------------------------------------------------------------
+    def play(self) -> None:
+        """Start or resume playback. Raises :class:`PlayerError` when there is no usable output."""
+        if not self.available:
+            raise PlayerError(self._unavailable_reason)
+        self._transport = (self._transport[0] + 1, True)
+        self._open_stream()
+
+    def pause(self) -> None:
+        self._transport = (self._transport[0] + 1, False)
+
+    def stop(self) -> None:
+        """Pause and go back to the start."""
+        self.pause()
+        self.seek(0.0)
+
+    def seek(self, seconds: float) -> None:
+        frame = int(round(max(float(seconds), 0.0) * self._sample_rate))
+        self._seek = (self._seek[0] + 1, min(frame, self._engine.n_frames))
+
+    def set_loop(self, a_s: float, b_s: float) -> None:
+        """Loop between ``a_s`` and ``b_s`` seconds (crossfaded at the jump)."""
+        sr = self._sample_rate
+        a = int(round(max(float(a_s), 0.0) * sr))
+        b = int(round(min(float(b_s), self.duration) * sr))
+        if b - a < 2 * self._engine.xfade:
+            raise PlayerError(f"loop {a_s:.3f}-{b_s:.3f} s is too short or outside the song")
+        self._loop = (a, b)
+
+    def clear_loop(self) -> None:
+        self._loop = None
+
+    @property
+    def loop(self) -> tuple[float, float] | None:
+        loop = self._loop
+        return None if loop is None else (loop[0] / self._sample_rate, loop[1] / self._sample_rate)
+
+    @property
+    def playing(self) -> bool:
+        seq, want = self._transport
+        if seq != self._transport_seen:
+            return want
+        return self._engine.playing
+
+    @property
+    def position(self) -> float:
+        """Seconds; the frame the engine plays next (a pending seek shows its target)."""
+        seq, frame = self._seek
+        if seq != self._seek_seen:
+            return frame / self._sample_rate
+        return self._engine.pos / self._sample_rate
+
+    @property
+    def duration(self) -> float:
+        return self._engine.n_frames / self._sample_rate
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    # mix controls ----------------------------------------------------------------------------
+    def _publish(self) -> None:
+        self._target = self._state.gains()  # a new array: atomic swap for the callback
+
+    def set_gain_db(self, name: str, db: float) -> None:
+        self._state.set_gain_db(name, db)
+        self._publish()
+
+    def set_mute(self, name: str, muted: bool) -> None:
+        self._state.set_mute(name, muted)
+        self._publish()
+
+    def set_solo(self, name: str, soloed: bool) -> None:
+        self._state.set_solo(name, soloed)
+        self._publish()
+
+    def set_pan(self, name: str, pan: float) -> None:
+        self._state.set_pan(name, pan)
+        self._publish()
+
+    def set_master_db(self, db: float) -> None:
+        self._state.set_master_db(db)
+        self._publish()
+
+    def set_mix_state(self, state: MixState) -> None:
+        """Apply a whole :class:`MixState` (for the stems this player has)."""
+        new = MixState.from_names(self._state.names)
+        for name in new.names:
+            if name in state.gain_db:
+                new.set_gain_db(name, state.gain_db[name])
+                new.set_mute(name, state.mute[name])
+                new.set_solo(name, state.solo[name])
+                new.set_pan(name, state.pan[name])
+        new.set_master_db(state.master_db)
+        self._state = new
+        self._publish()
+
+    def mix_state(self) -> MixState:
+        """A copy of the current settings, for :func:`unmix_desktop.audio.export.render_mix`."""
+        return self._state.copy()
+
+    def levels(self) -> dict[str, float]:
+        """Recent post-fader peak per stem (linear, decaying), for meters."""
+        levels = self._engine.levels
+        return {name: float(levels[i]) for i, name in enumerate(self._state.names)}
+
+    @property
+    def underruns(self) -> int:
+        return self._underruns
+
+    @property
+    def clipped(self) -> int:
+        """Samples of the current song whose mix went over full scale (the limiter caught them)."""
+        return self._engine.clipped
+
+    @property
+    def callbacks(self) -> int:
+        return self._callbacks
+
+    @property
+    def callback_error(self) -> str | None:
+        return self._callback_error
+
+    # stream ----------------------------------------------------------------------------------
+    def _open_stream(self) -> None:
+        if not self._open:
+            return
+        if self._stream is not None:
+            if self._stream.active:
+                return
+            self._close_stream()  # stopped by an error (device unplugged...): open a new one
+        sd, error = _sounddevice()
+        if sd is None:
+            raise PlayerError(error)
+        try:
+            stream = sd.OutputStream(
+                samplerate=self._sample_rate,
+                channels=2,
+                dtype="float32",
+                blocksize=self._blocksize,
+                device=self._device,
+                latency=self._latency,
+                callback=self._callback,
+            )
+            stream.start()
+        except Exception as exc:  # noqa: BLE001 - PortAudioError, ValueError for bad settings
+            where = "default output" if self._device is None else f"output device {self._device!r}"
+            self._transport = (self._transport[0] + 1, False)
+            raise PlayerError(f"cannot open {where}: {exc}") from exc
+        self._stream = stream
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.stop()
+            stream.close()
+        except Exception:  # noqa: BLE001 - closing a dead device must not fail the caller
+            pass
+
+    def close(self) -> None:
+        """Fade out and release the audio device. The player can play again later."""
+        self._fade_out_and_wait()
+        self._close_stream()
+
+    def __enter__(self) -> "StemPlayer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # pragma: no cover - best effort
+        try:
+            self._close_stream()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # the audio callback ----------------------------------------------------------------------
+    def process(self, outdata: np.ndarray) -> None:
+        """Render the next ``len(outdata)`` frames into ``outdata`` exactly as the stream callback does."""
+        self._callback(outdata, outdata.shape[0], None, _NO_STATUS)
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        """PortAudio's thread: apply pending requests, render one block. Never blocks."""
+        try:
+            if status.output_underflow:
+                self._underruns += 1
+            engine = self._engine
+            seq, want = self._transport
+            seek_seq, frame = self._seek
+            engine.loop = self._loop
+            if engine.playing:  # pause first, so that stop() lands exactly on its seek target
+                if seq != self._transport_seen:
+                    engine.start() if want else engine.pause()
+                    self._transport_seen = seq
+                if seek_seq != self._seek_seen:
+                    engine.seek(frame)
+                    self._seek_seen = seek_seq
+            else:  # seek first, so that play() after a seek starts at the new place
+                if seek_seq != self._seek_seen:
+                    engine.seek(frame)
+                    self._seek_seen = seek_seq
+                if seq != self._transport_seen:
+                    engine.start() if want else engine.pause()
+                    self._transport_seen = seq
+            engine.render(outdata, self._target)
+            self._callbacks += 1
+        except Exception as exc:  # noqa: BLE001 - an exception here would kill the stream
+            outdata.fill(0)
+            self._callback_error = f"{type(exc).__name__}: {exc}"

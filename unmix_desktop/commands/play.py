@@ -1,0 +1,181 @@
+"""``unmix play STEMS_DIR``: play the stems of a separated song in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.io import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
+from ..audio.mixer import MixState
+from ..errors import AudioError, UnmixError
+
+
+class UsageError(UnmixError):
+    """A command-line value that cannot be used."""
+
+
+def add_mix_arguments(parser: argparse.ArgumentParser, folder_optional: bool = False) -> None:
+    """The fader options shared by ``play`` and ``mix``."""
+    parser.add_argument("stems_dir", metavar="STEMS_DIR", nargs="?" if folder_optional else None,
+                        help="folder of <stem>.wav/.flac files (from 'unmix separate')")
+    parser.add_argument("--mute", action="append", default=[], metavar="STEM", help="mute a stem (repeatable, or a,b)")
+    parser.add_argument("--solo", action="append", default=[], metavar="STEM",
+                        help="solo a stem (repeatable; solo wins over mute)")
+    parser.add_argument("--gain", action="append", default=[], metavar="STEM=DB",
+                        help="stem gain in dB, -inf..+6 (e.g. drums=-6)")
+    parser.add_argument("--pan", action="append", default=[], metavar="STEM=P", help="stem pan, -1 (left) .. 1 (right)")
+    parser.add_argument("--master", type=float, default=0.0, metavar="DB", help="master gain in dB (default 0)")
+
+
+def _names(values: list[str]) -> list[str]:
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or not name.strip() or not number.strip():
+            raise UsageError(f"--{option} {value!r}: expected STEM=VALUE, e.g. drums=-6")
+        pairs.append((name.strip(), number.strip()))
+    return pairs
+
+
+def state_from_args(names, args: argparse.Namespace) -> MixState:
+    """A :class:`MixState` for ``names`` with the ``--mute/--solo/--gain/--pan/--master`` options applied."""
+    state = MixState.from_names(names)
+    for name in _names(args.mute):
+        state.set_mute(name, True)
+    for name in _names(args.solo):
+        state.set_solo(name, True)
+    for name, value in _pairs(args.gain, "gain"):
+        state.set_gain_db(name, -math.inf if value.lower() in {"-inf", "-infinity", "off"} else value)
+    for name, value in _pairs(args.pan, "pan"):
+        state.set_pan(name, value)
+    state.set_master_db(args.master)
+    return state
+
+
+def stem_files(folder: str | Path) -> dict[str, Path]:
+    """``{stem name: file}`` for the audio files of a stems folder, sorted by name."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise AudioError(folder, "folder not found")
+    if not folder.is_dir():
+        raise AudioError(folder, "is not a folder of stems")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in AUDIO_EXTENSIONS:
+            continue
+        if path.stem in files:
+            raise AudioError(folder, f"two files for stem '{path.stem}': {files[path.stem].name} and {path.name}")
+        files[path.stem] = path
+    if not files:
+        raise AudioError(folder, "no stems found (expected <stem>.wav or <stem>.flac files)")
+    return files
+
+
+def load_stems(folder: str | Path, start: float = 0.0, duration: float | None = None) -> dict[str, np.ndarray]:
+    """Load every stem of ``folder`` (float32 (n, 2), 44.1 kHz), cut to ``start`` .. ``start + duration``."""
+    if start < 0:
+        raise UsageError(f"--start must be >= 0, got {start}")
+    if duration is not None and duration <= 0:
+        raise UsageError(f"--duration must be > 0, got {duration}")
+    stems = {name: load_audio(path, SAMPLE_RATE) for name, path in stem_files(folder).items()}
+    length = max(a.shape[0] for a in stems.values())
+    first = int(round(start * SAMPLE_RATE))
+    if first >= length:
+        raise UsageError(f"--start {start:g} s is past the end of the song ({length / SAMPLE_RATE:.1f} s)")
+    last = length if duration is None else min(length, first + int(round(duration * SAMPLE_RATE)))
+    return {name: np.ascontiguousarray(a[first:last]) for name, a in stems.items()}
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(seconds, 0.0), 60.0)
+    return f"{int(minutes)}:{secs:04.1f}"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "play",
+        help="play the stems of a separated song with mute/solo/gain",
+        description="Play a folder of stems in the terminal. Ctrl-C stops.",
+    )
+    add_mix_arguments(p, folder_optional=True)
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="play S seconds")
+    p.add_argument("--loop", action="store_true", help="loop the played section until Ctrl-C")
+    p.add_argument("--device", default=None, metavar="N", help="output device index or name (see --list-devices)")
+    p.add_argument("--list-devices", action="store_true", help="list the output devices and exit")
+    p.add_argument("--blocksize", type=int, default=512, metavar="FRAMES", help="frames per audio block (default 512)")
+    p.add_argument("--latency", default=None, metavar="S", help="output latency in seconds, or low/high")
+    return p
+
+
+def _device(value):
+    if value is None:
+        return None
+    return int(value) if value.strip().lstrip("-").isdigit() else value
+
+
+def _latency(value):
+    if value is None or value in {"low", "high"}:
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"--latency {value!r}: expected seconds, 'low' or 'high'") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..audio.player import PlayerError, StemPlayer, list_output_devices
+
+    if args.list_devices:
+        devices = list_output_devices()
+        for index, name in devices:
+            print(f"{index:3d}  {name}")
+        if not devices:
+            print(StemPlayer().unavailable_reason or "no output device")
+        return 0
+    if not args.stems_dir:
+        raise UsageError("play needs a STEMS_DIR (a folder of <stem>.wav files from 'unmix separate')")
+
+    player = StemPlayer(device=_device(args.device), blocksize=args.blocksize, latency=_latency(args.latency))
+    if not player.available:
+        raise PlayerError(player.unavailable_reason)
+    stems = load_stems(args.stems_dir, args.start, args.duration)
+    state = state_from_args(stems.keys(), args)
+    player.load(stems)
+    player.set_mix_state(state)
+    if args.loop:
+        player.set_loop(0.0, player.duration)
+    tty = sys.stdout.isatty()
+    offset, total = args.start, args.start + player.duration
+    heard = ", ".join(n for n in state.names if state.audible(n)) or "nothing"
+    looping = "  (looping, Ctrl-C stops)" if args.loop else ""
+    print(f"playing {Path(args.stems_dir).name}: {heard}{looping}", flush=True)
+    interrupted = False
+    try:
+        player.play()
+        last_print = 0.0
+        while player.playing:
+            now = time.monotonic()
+            if tty or now - last_print >= 1.0:
+                end = "\r" if tty else "\n"
+                print(f"  {_clock(offset + player.position)} / {_clock(total)}", end=end, flush=True)
+                last_print = now
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        player.close()
+    print(f"  {_clock(offset + player.position)} / {_clock(total)}" + ("  stopped" if interrupted else ""))
+    print(f"underruns: {player.underruns}  clipped samples: {player.clipped}")
+    if player.callback_error:
+        raise PlayerError(f"audio callback failed: {player.callback_error}")
+    return 0
