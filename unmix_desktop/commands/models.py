@@ -7,7 +7,6 @@ import sys
 
 from ..errors import UnmixError
 from ..progress import ProgressBar
-from ..separation.registry import list_models
 
 
 def add_parser(sub):
@@ -26,6 +25,7 @@ def _size(n: int) -> str:
 
 def run(args) -> int:
     from ..separation import official
+    from ..separation.registry import list_models
 
     if args.import_files:
         folder = official.import_official(args.import_files, args.name or "umx-imported")

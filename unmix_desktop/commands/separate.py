@@ -14,8 +14,7 @@ import numpy as np
 from ..audio.io import DEFAULT_MAX_DURATION, load_audio
 from ..errors import UnmixError
 from ..progress import ProgressBar
-from ..separation.registry import load_model
-from ..separation.separator import SeparationSettings, Separator
+from ..separation.settings import SeparationSettings
 
 SUBTYPES = {"wav": "PCM_16", "wav24": "PCM_24", "wavf": "FLOAT", "flac": "PCM_16"}
 
@@ -117,6 +116,9 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
 
 
 def run(args) -> int:
+    from ..separation.registry import load_model
+    from ..separation.separator import Separator
+
     settings = settings_from_args(args)
     model_ref = args.model_file or args.model
     model = load_model(model_ref, device=args.device or "cpu")

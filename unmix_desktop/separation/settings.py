@@ -1,0 +1,26 @@
+"""Separation settings: a plain dataclass (no torch import), shared by the CLI, the window and the cache."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class SeparationSettings:
+    niter: int = 1                 # EM iterations of the multichannel Wiener filter (0 = ratio mask only)
+    softmask: bool = True          # initial estimate: ratio mask (True) or magnitude + mixture phase
+    power: float = 2.0             # exponent of the ratio mask (1 = magnitude, 2 = power/Wiener)
+    logit: float | None = None     # mask sharpening strength (None = off)
+    residual: bool = True          # "accompaniment" = mixture - the other stems (exact sum)
+    swap_tta: bool = False         # average the model over the mixture and its channel-swapped copy
+    window_s: float = 20.0         # processing window (memory bound)
+    overlap_s: float = 2.0         # cross-fade between windows
+    targets: list[str] | None = None  # subset to return (None = all)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def key(self) -> str:
+        """A stable string for cache keys."""
+        d = self.to_dict()
+        return ",".join(f"{k}={d[k]}" for k in sorted(d))
