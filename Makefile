@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.unmix-installed
 # Debian packages: PortAudio + ALSA for playback, the libraries Qt needs (offscreen and xcb), Xvfb.
 APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 \
             libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
-            libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth
+            libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth desktop-file-utils
 
 .PHONY: all setup system-deps run test test-slow bench clean
 
@@ -54,3 +54,24 @@ bench: setup
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
+
+# --- Desktop integration and the PyInstaller bundle (packaging/README.md) ---
+# install-desktop: menu entry + icons in $XDG_DATA_HOME (~/.local/share); Exec is $UNMIX_EXEC, else the
+# bundle in dist/ if built, else this checkout's .venv/bin/unmix-desktop.
+BUNDLE_DIST ?= dist
+BUNDLE_WORK ?= build/pyinstaller
+
+.PHONY: install-desktop uninstall-desktop bundle
+
+install-desktop:
+	sh packaging/install-desktop.sh install
+
+uninstall-desktop:
+	sh packaging/install-desktop.sh uninstall
+
+# One-folder app in $(BUNDLE_DIST)/unmix-desktop/ with both executables (unmix-desktop, unmix).
+bundle: setup
+	@$(BIN)/python -c "import PyInstaller" 2>/dev/null || $(BIN)/python -m pip install -q 'pyinstaller>=6.11'
+	$(BIN)/python -m PyInstaller --noconfirm --log-level WARN --distpath $(BUNDLE_DIST) --workpath $(BUNDLE_WORK) \
+	  packaging/unmix-desktop.spec
+	@du -sh $(BUNDLE_DIST)/unmix-desktop
