@@ -1,6 +1,6 @@
 """Separate a whole song with any :class:`~.base.SpectrogramModel`, in bounded memory.
 
-The song is cut into overlapping windows (default 20 s with 2 s overlap). Each window goes
+The song is cut into overlapping windows (default 15 s with 1.5 s overlap). Each window goes
 STFT -> model -> post-processing (Wiener/EM, residual, logit) -> inverse STFT, and the windows
 are cross-faded with complementary linear ramps. Because every window's stems sum to that
 window's mixture and the ramps sum to one, the stems still sum to the song when a residual is

@@ -13,8 +13,8 @@ class SeparationSettings:
     logit: float | None = None     # mask sharpening strength (None = off)
     residual: bool = True          # "accompaniment" = mixture - the other stems (exact sum)
     swap_tta: bool = False         # average the model over the mixture and its channel-swapped copy
-    window_s: float = 20.0         # processing window (memory bound)
-    overlap_s: float = 2.0         # cross-fade between windows
+    window_s: float = 15.0         # processing window (memory bound)
+    overlap_s: float = 1.5         # cross-fade between windows
     targets: list[str] | None = None  # subset to return (None = all)
 
     def to_dict(self) -> dict:
