@@ -1,0 +1,205 @@
+"""Drums / bass / other from a separated accompaniment, by signal processing (no 4-stem model).
+
+No 4-stem network weights are available, so the accompaniment that the 2-stem model gives is
+split further with classic DSP, for practice use (mute the drums, solo the bass):
+
+1. STFT of the accompaniment (Hann, n_fft 4096, hop 1024, the app's transform).
+2. Harmonic/percussive separation by median filtering (Fitzgerald, "Harmonic/percussive
+   separation using median filtering", DAFx 2010) on the channel-averaged magnitude ``S``:
+   ``H = median over time`` (sustained partials are smooth along time),
+   ``P = median over frequency`` (onsets are smooth along frequency). Soft masks
+   ``M_h = H^p / (H^p + P^p)``, ``M_p = 1 - M_h`` (Wiener-like, ``p = 2``).
+3. The harmonic part is split by a soft low-pass crossover on frequency,
+   ``w(f) = 1 / (1 + (f / f_c)^(2 n))`` (Butterworth-shaped, ``f_c = 200 Hz``, ``n = 4``):
+   ``bass = M_h * w``, ``other = M_h * (1 - w)``, ``drums = M_p``. The three masks sum to 1.
+4. drums and bass are resynthesised with the inverse STFT; ``other = accompaniment - drums -
+   bass``, so the three stems add up to the accompaniment exactly (float rounding), and
+   vocals + drums + bass + other to the mixture.
+
+Long songs are processed in overlapping windows (default 30 s, 2 s cross-fades with
+complementary ramps, the same scheme as the separator), so memory does not grow with the song
+beyond the output stems themselves. Same masks on both channels: the stereo image is kept.
+
+Limits, honestly: HPSS puts every sustained sound in "harmonic" (sustained cymbals and
+sub-kick tails leak into bass/other; strummed or plucked attacks into drums), and the bass stem
+is simply "sustained content below ~200 Hz" (low piano/synth notes land there too). Measured
+numbers: ``benchmarks/fourstems_dev.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..errors import Cancelled
+
+DESCRIPTION = ("drums/bass/other estimated by signal processing (HPSS + low band) from the accompaniment, "
+               "not a neural 4-stem model")
+CARD = {
+    "name": "hpss-4stems",
+    "description": DESCRIPTION,
+    "method": "median-filter harmonic/percussive separation (Fitzgerald 2010) on the separated accompaniment; "
+              "drums = percussive part, bass = harmonic part below ~200 Hz (soft crossover), "
+              "other = the rest; soft masks that sum to 1",
+    "benchmark": "benchmarks/fourstems_dev.py",
+}
+STEMS = ("drums", "bass", "other")
+DEFAULTS = {
+    "n_fft": 4096,
+    "n_hop": 1024,
+    "harmonic_kernel": 17,   # frames (17 x 23 ms = 0.39 s) for the median over time
+    "percussive_kernel": 17,  # bins (17 x 10.8 Hz = 183 Hz) for the median over frequency
+    "power": 2.0,            # soft-mask exponent (2 = Wiener-like)
+    "bass_cutoff": 200.0,    # Hz, centre of the bass crossover (mask 0.5 there)
+    "bass_order": 4,         # crossover steepness (24 dB/octave-like)
+    "window_s": 30.0,
+    "overlap_s": 2.0,
+}
+
+
+def bass_weight(freqs: np.ndarray, cutoff: float, order: int) -> np.ndarray:
+    """Soft low-pass weight in [0, 1]: 1 / (1 + (f / cutoff)^(2 order))."""
+    return 1.0 / (1.0 + (np.maximum(freqs, 0.0) / cutoff) ** (2 * order))
+
+
+def median_filter(S: np.ndarray, size: int, axis: int, chunk: int = 256) -> np.ndarray:
+    """Running median of odd length ``size`` along ``axis`` of a 2-D array, edges mirrored
+    (equal to ``scipy.ndimage.median_filter(..., mode="reflect")`` with a 1-D kernel, about 4x
+    faster: a partial sort of a strided window view, in chunks so memory stays small)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    size = int(size) | 1  # odd
+    if size == 1:
+        return S.copy()
+    A = np.moveaxis(S, axis, 1)
+    half = size // 2
+    padded = np.pad(A, ((0, 0), (half, half)), mode="symmetric")
+    out = np.empty_like(A)
+    for r in range(0, A.shape[0], chunk):
+        win = sliding_window_view(padded[r:r + chunk], size, axis=1)
+        out[r:r + chunk] = np.partition(win, half, axis=-1)[..., half]
+    return np.moveaxis(out, 1, axis)
+
+
+def stem_masks(mag: np.ndarray, sample_rate: int = 44100, **params) -> dict[str, np.ndarray]:
+    """Soft masks (bins, frames) for drums, bass, other from a magnitude spectrogram.
+
+    ``mag``: (bins, frames) or (channels, bins, frames) magnitude; channels are averaged in
+    power. The masks are non-negative and sum to 1 in every bin.
+    """
+    p = {**DEFAULTS, **params}
+    mag = np.asarray(mag, dtype=np.float32)
+    S = np.sqrt(np.mean(mag**2, axis=0)) if mag.ndim == 3 else mag
+    H = median_filter(S, int(p["harmonic_kernel"]), axis=1)   # along time
+    P = median_filter(S, int(p["percussive_kernel"]), axis=0)  # along frequency
+    power = float(p["power"])
+    scale = max(float(S.max()), 1e-30)  # keep H^p, P^p in float32 range
+    Hp, Pp = (H / scale) ** power, (P / scale) ** power
+    total = Hp + Pp
+    # where both are zero (digital silence) split evenly: it does not matter, there is nothing
+    m_h = np.where(total > 1e-30, Hp / np.maximum(total, 1e-30), np.float32(0.5)).astype(np.float32)
+    freqs = np.arange(S.shape[0]) * sample_rate / float(p["n_fft"])
+    w = bass_weight(freqs, float(p["bass_cutoff"]), int(p["bass_order"])).astype(np.float32)[:, None]
+    bass = m_h * w
+    return {"drums": 1.0 - m_h, "bass": bass, "other": m_h - bass}
+
+
+def _split_window(audio: np.ndarray, sample_rate: int, p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """drums, bass (n, 2) of one excerpt."""
+    import torch
+
+    from . import transforms
+
+    n = audio.shape[0]
+    x = torch.from_numpy(np.ascontiguousarray(audio.T, dtype=np.float32))
+    X = transforms.stft(x, int(p["n_fft"]), int(p["n_hop"]))  # (C, F, T) complex
+    masks = stem_masks(X.abs().numpy(), sample_rate, **p)
+    out = []
+    for name in ("drums", "bass"):
+        Y = X * torch.from_numpy(masks[name])[None]
+        out.append(transforms.istft(Y, n, int(p["n_fft"]), int(p["n_hop"])).numpy().T)
+    return out[0], out[1]
+
+
+def _windows(n: int, win: int, overlap: int) -> list[tuple[int, int]]:
+    if n <= win:
+        return [(0, n)]
+    step = win - overlap
+    spans = [(s, min(s + win, n)) for s in range(0, n - overlap, step)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < 2 * overlap:
+        spans.pop()
+        spans[-1] = (spans[-1][0], n)
+    return spans
+
+
+def _ramps(length: int, fade_in: int, fade_out: int) -> np.ndarray:
+    w = np.ones(length, dtype=np.float32)
+    if fade_in:
+        w[:fade_in] = (np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in
+    if fade_out:
+        w[length - fade_out:] = 1.0 - (np.arange(fade_out, dtype=np.float32) + 0.5) / fade_out
+    return w[:, None]
+
+
+def split_accompaniment(
+    accompaniment: np.ndarray,
+    sample_rate: int = 44100,
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+    **params,
+) -> dict[str, np.ndarray]:
+    """Split ``accompaniment`` (n, 2) float32 into ``{"drums", "bass", "other"}`` (n, 2) each.
+
+    ``drums + bass + other == accompaniment`` (to float rounding). ``params`` override
+    :data:`DEFAULTS` (kernels, power, bass_cutoff, bass_order, window_s, overlap_s, n_fft, n_hop).
+    ``progress(fraction)`` is called after each window; ``cancel`` (a ``threading.Event``) is
+    checked between windows and raises :class:`~unmix_desktop.errors.Cancelled`.
+    """
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    p = {**DEFAULTS, **params}
+    audio = np.asarray(accompaniment, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[1] != 2:
+        raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
+    n = audio.shape[0]
+    drums = np.zeros_like(audio)
+    bass = np.zeros_like(audio)
+    if n == 0:
+        return {"drums": drums, "bass": bass, "other": audio.copy()}
+    win = max(int(p["window_s"] * sample_rate), 4 * int(p["n_fft"]))
+    overlap = min(int(p["overlap_s"] * sample_rate), win // 2)
+    spans = _windows(n, win, overlap)
+    for i, (start, end) in enumerate(spans):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        d, b = _split_window(audio[start:end], sample_rate, p)
+        w = _ramps(end - start, spans[i - 1][1] - start if i else 0,
+                   end - spans[i + 1][0] if i + 1 < len(spans) else 0)
+        drums[start:end] += d * w
+        bass[start:end] += b * w
+        if progress:
+            progress((i + 1) / len(spans))
+    other = audio - drums - bass
+    return {"drums": drums, "bass": bass, "other": other}
+
+
+def four_stems(
+    stems: Mapping[str, np.ndarray],
+    sample_rate: int = 44100,
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+    **params,
+) -> dict[str, np.ndarray]:
+    """``{vocals, accompaniment}`` (the separator's output) -> ``{vocals, drums, bass, other}``.
+
+    The accompaniment is split by :func:`split_accompaniment`; the four stems add up to
+    vocals + accompaniment (the mixture when the separator used its residual).
+    """
+    missing = [k for k in ("vocals", "accompaniment") if k not in stems]
+    if missing:
+        raise ValueError(f"four_stems needs vocals and accompaniment stems (missing: {', '.join(missing)})")
+    parts = split_accompaniment(stems["accompaniment"], sample_rate, progress, cancel, **params)
+    return {"vocals": np.asarray(stems["vocals"], dtype=np.float32), **parts}
