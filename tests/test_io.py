@@ -162,3 +162,15 @@ def test_save_clips_integer_formats(tmp_path):
     x = tone(0.1) * 4
     y = load_audio(save_audio(tmp_path / "hot.wav", x))
     assert np.abs(y).max() <= 1.0
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = save_audio(tmp_path / "k.wav", tone(0.1))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -244,6 +244,13 @@ def _load_pyav(path: Path) -> tuple[np.ndarray, int]:
     return audio, sr
 
 
+def _umask() -> int:
+    """The process umask (read without changing it for long)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_audio(
     path: str | os.PathLike,
     audio: np.ndarray,
@@ -278,6 +285,7 @@ def save_audio(
     os.close(fd)
     try:
         sf.write(tmp_name, data, sample_rate, subtype=subtype, format=WRITE_FORMATS[suffix])
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp_name, path)
     except Exception as exc:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import DEFAULT_MAX_DURATION, load_audio
+from ..audio.io import DEFAULT_MAX_DURATION, _umask, load_audio
 from ..errors import UnmixError
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
@@ -80,6 +81,7 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
         if final_dir.resolve() in Path(p).resolve().parents:
             raise UnmixError(f"{final_dir}: holds the source song {Path(p).name}; choose another --out folder")
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.partial-", dir=final_dir.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary folder
     ext = "flac" if fmt == "flac" else "wav"
     files: dict[str, sf.SoundFile] = {}
     clipped: dict[str, int] = {}

@@ -1,0 +1,189 @@
+"""Preferences, About and keyboard-shortcut dialogs."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
+                               QPushButton, QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
+
+from .. import __version__
+from .settings import MAX_NITER, OUTPUT_FORMATS
+
+FOUR_STEMS_LABEL = "4 stems (drums/bass/other estimated)"
+TWO_STEMS_LABEL = "Model's stems (e.g. vocals + accompaniment)"
+
+
+@dataclass
+class Preferences:
+    model: str
+    niter: int
+    four_stems: bool
+    output_format: str
+    audio_device: str | None
+
+
+class PreferencesDialog(QDialog):
+    def __init__(self, prefs: Preferences, models: list[tuple[str, str]], devices: list[str],
+                 four_stems_available: bool, cache_text: str, clear_cache=None, parent: QWidget | None = None):
+        """``models``: (name, description); ``devices``: output device names."""
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.setSpacing(10)
+
+        self.model_combo = QComboBox()
+        for name, description in models:
+            self.model_combo.addItem(name, name)
+            self.model_combo.setItemData(self.model_combo.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
+        if self.model_combo.findData(prefs.model) < 0 and prefs.model:
+            self.model_combo.addItem(prefs.model, prefs.model)
+        self.model_combo.setCurrentIndex(max(self.model_combo.findData(prefs.model), 0))
+        form.addRow("Model:", self.model_combo)
+
+        self.stems_combo = QComboBox()
+        self.stems_combo.addItem(TWO_STEMS_LABEL, False)
+        if four_stems_available:
+            self.stems_combo.addItem(FOUR_STEMS_LABEL, True)
+        self.stems_combo.setCurrentIndex(1 if (prefs.four_stems and four_stems_available) else 0)
+        self.stems_combo.setToolTip("4 stems: the accompaniment is split into drums, bass and other by signal "
+                                    "processing (harmonic/percussive separation + a low band), not by a trained "
+                                    "4-stem model: expect leakage between drums, bass and other.")
+        form.addRow("Stems:", self.stems_combo)
+
+        self.niter_spin = QSpinBox()
+        self.niter_spin.setRange(0, MAX_NITER)
+        self.niter_spin.setValue(prefs.niter)
+        self.niter_spin.setToolTip("Expectation-maximisation iterations of the multichannel Wiener filter. "
+                                   "0 = plain ratio masks (fastest); 1-2 usually sound cleaner.")
+        form.addRow("Wiener EM iterations:", self.niter_spin)
+
+        self.format_combo = QComboBox()
+        for f in OUTPUT_FORMATS:
+            self.format_combo.addItem(f.upper(), f)
+        self.format_combo.setCurrentIndex(max(self.format_combo.findData(prefs.output_format), 0))
+        form.addRow("Export format:", self.format_combo)
+
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("System default", "")
+        for name in devices:
+            self.device_combo.addItem(name, name)
+        if prefs.audio_device and self.device_combo.findData(prefs.audio_device) < 0:
+            self.device_combo.addItem(f"{prefs.audio_device} (not connected)", prefs.audio_device)
+        self.device_combo.setCurrentIndex(max(self.device_combo.findData(prefs.audio_device or ""), 0))
+        if not devices:
+            self.device_combo.setToolTip("No output device found")
+        form.addRow("Audio output:", self.device_combo)
+
+        cache_row = QHBoxLayout()
+        self.cache_label = QLabel(cache_text)
+        self.cache_label.setObjectName("dim")
+        cache_row.addWidget(self.cache_label, 1)
+        if clear_cache is not None:
+            button = QPushButton("Clear cache")
+            button.clicked.connect(lambda: self.cache_label.setText(clear_cache()))
+            cache_row.addWidget(button)
+        form.addRow("Separation cache:", cache_row)
+        layout.addLayout(form)
+        note = QLabel("Changing the model, stems or EM iterations separates the open song again "
+                      "(results are cached, so switching back is instant).")
+        note.setObjectName("dim")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        box.accepted.connect(self.accept)
+        box.rejected.connect(self.reject)
+        layout.addWidget(box)
+
+    def preferences(self) -> Preferences:
+        return Preferences(self.model_combo.currentData(), self.niter_spin.value(),
+                           bool(self.stems_combo.currentData()), self.format_combo.currentData(),
+                           self.device_combo.currentData() or None)
+
+
+CARD_FIELDS = (("description", "Description"), ("architecture", "Architecture"), ("targets", "Stems"),
+               ("source", "Source"), ("license", "Licence"), ("data", "Training data"), ("paper", "Paper"),
+               ("scores", "Scores"))
+
+
+def about_html(model_name: str | None, card: dict | None, four_stems: str | None = None) -> str:
+    """``four_stems``: the description of the drums/bass/other estimate when it is in use."""
+    esc = html.escape
+    parts = [f"<h2>unmix-desktop {esc(__version__)}</h2>",
+             "<p>Separate a song into stems, play them with live faders, export karaoke tracks.<br>"
+             "Networks: open-unmix (BLSTM) and Spleeter 2-stems (U-Net) on STFT magnitudes, "
+             "followed by a multichannel Wiener filter (norbert).</p>"]
+    if model_name:
+        parts.append(f"<h3>Model: {esc(model_name)}</h3>")
+        card = card or {}
+        rows = []
+        for key, label in CARD_FIELDS:
+            value = card.get(key)
+            if value in (None, "", [], {}):
+                continue
+            if isinstance(value, (list, tuple)):
+                value = ", ".join(map(str, value))
+            elif isinstance(value, dict):
+                value = "; ".join(f"{k}: {v}" for k, v in value.items())
+            rows.append(f"<tr><td style='color:#8b93a1; padding-right:10px'>{esc(label)}</td>"
+                        f"<td>{esc(str(value))}</td></tr>")
+        parts.append("<table>" + "".join(rows) + "</table>" if rows
+                     else "<p>The model card appears after the first separation with this model.</p>")
+    else:
+        parts.append("<p>No separation model is installed.</p>")
+    if four_stems:
+        parts.append(f"<h3>4 stems</h3><p>{esc(four_stems)}</p>")
+    return "".join(parts)
+
+
+class AboutDialog(QDialog):
+    def __init__(self, model_name: str | None, card: dict | None, four_stems: str | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("About unmix-desktop")
+        self.setMinimumSize(600, 420)
+        layout = QVBoxLayout(self)
+        self.text = QTextBrowser()
+        self.text.setOpenExternalLinks(True)
+        self.text.setHtml(about_html(model_name, card, four_stems))
+        layout.addWidget(self.text)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        box.rejected.connect(self.reject)
+        layout.addWidget(box)
+
+
+SHORTCUTS = (
+    ("Space", "Play / pause"),
+    ("Home", "Back to the start"),
+    ("← / →", "Seek 5 s back / forward"),
+    ("1 … 9", "Solo stem 1 … 9 (toggle)"),
+    ("Alt+1 … 9", "Mute stem 1 … 9 (toggle)"),
+    ("M", "Mute / unmute the output"),
+    ("K", "Karaoke preset (vocals muted)"),
+    ("0", "Full mix (clear mutes and solos)"),
+    ("[ / ]", "Set loop start (A) / end (B) at the playhead"),
+    ("L", "Loop A–B on / off"),
+    ("Ctrl+O", "Open a song"),
+    ("Ctrl+E", "Export"),
+    ("Ctrl+R", "Separate again with the current settings"),
+    ("Ctrl+,", "Preferences"),
+)
+
+
+class ShortcutsDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        for key, what in SHORTCUTS:
+            k = QLabel(f"<b>{html.escape(key)}</b>")
+            form.addRow(k, QLabel(what))
+        layout.addLayout(form)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        box.rejected.connect(self.reject)
+        layout.addWidget(box)

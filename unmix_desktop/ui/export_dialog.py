@@ -1,0 +1,187 @@
+"""Export dialog: stems, karaoke track and/or the current mix, in a format, to a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from .jobs import ExportRequest, export_plan, run_export
+from .settings import OUTPUT_FORMATS
+from .theme import stem_label
+from .worker import Task
+
+FORMAT_LABELS = {
+    "wav": "WAV (16-bit, lossless)",
+    "flac": "FLAC (16-bit, lossless, smaller)",
+    "ogg": "Ogg Vorbis (lossy)",
+    "mp3": "MP3 (lossy)",
+}
+
+
+class ExportDialog(QDialog):
+    """Built by the window with the song's stems and the player's current mix state."""
+
+    def __init__(self, stems: dict, mix_state, source_path: Path | None, title: str, folder: str, fmt: str,
+                 open_url: Callable[[QUrl], object] = QDesktopServices.openUrl,
+                 on_finished: Callable[[list[Path], str, str], None] | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self.setMinimumWidth(560)
+        self.stems = stems
+        self.mix_state = mix_state
+        self.source_path = source_path
+        self.title = title
+        self.open_url = open_url
+        self.on_finished = on_finished
+        self.task: Task | None = None
+        self.written: list[Path] = []
+
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.setSpacing(8)
+        folder_row = QHBoxLayout()
+        self.folder_edit = QLineEdit(folder)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(browse)
+        form.addRow("Folder:", folder_row)
+
+        names = ", ".join(stem_label(n) for n in stems)
+        self.stems_check = QCheckBox(f"Each stem as its own file ({names})")
+        self.stems_check.setChecked(True)
+        self.karaoke_check = QCheckBox("Karaoke track (everything but the vocals)")
+        self.karaoke_check.setChecked("vocals" in stems and len(stems) > 1)
+        self.karaoke_check.setEnabled("vocals" in stems and len(stems) > 1)
+        self.mix_check = QCheckBox("Current mix (faders, mutes, solos and pans as you hear them)")
+        self.mix_check.setEnabled(mix_state is not None)
+        what = QVBoxLayout()
+        for c in (self.stems_check, self.karaoke_check, self.mix_check):
+            what.addWidget(c)
+            c.toggled.connect(self._update_plan)
+        form.addRow("Export:", what)
+
+        self.format_combo = QComboBox()
+        for f in OUTPUT_FORMATS:
+            self.format_combo.addItem(FORMAT_LABELS[f], f)
+        self.format_combo.setCurrentIndex(max(self.format_combo.findData(fmt), 0))
+        self.format_combo.currentIndexChanged.connect(self._update_plan)
+        form.addRow("Format:", self.format_combo)
+        self.open_check = QCheckBox("Open the folder when done")
+        self.open_check.setChecked(True)
+        form.addRow("", self.open_check)
+        layout.addLayout(form)
+
+        self.plan_label = QLabel()
+        self.plan_label.setObjectName("dim")
+        self.plan_label.setWordWrap(True)
+        layout.addWidget(self.plan_label)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        layout.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.open_button = QPushButton("Open folder")
+        self.open_button.setVisible(False)
+        self.open_button.clicked.connect(self._open_folder)
+        self.close_button = QPushButton("Close")
+        self.close_button.clicked.connect(self.reject)
+        self.export_button = QPushButton("Export")
+        self.export_button.setObjectName("primary")
+        self.export_button.setDefault(True)
+        self.export_button.clicked.connect(self.start_export)
+        for b in (self.open_button, self.close_button, self.export_button):
+            buttons.addWidget(b)
+        layout.addLayout(buttons)
+        self.folder_edit.textChanged.connect(self._update_plan)
+        self._update_plan()
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def fmt(self) -> str:
+        return self.format_combo.currentData()
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.folder_edit.text().strip()).expanduser()
+
+    def request(self) -> ExportRequest:
+        return ExportRequest(self.folder, self.stems, self.source_path, self.title, self.fmt,
+                             self.stems_check.isChecked(), self.karaoke_check.isChecked(),
+                             self.mix_check.isChecked(), self.mix_state)
+
+    def _update_plan(self) -> None:
+        plan = export_plan(self.request())
+        if not plan:
+            self.plan_label.setText("Choose what to export.")
+        else:
+            existing = sum(1 for _, p in plan if p.exists())
+            lines = [f"{len(plan)} file{'s' * (len(plan) != 1)} in {self.folder}:"]
+            stems = [p for what, p in plan if what.startswith("stem:")]
+            if stems:
+                lines.append(f"  •  {stems[0].parent.name}/  " + ", ".join(p.name for p in stems))
+            lines += [f"  •  {p.name}" for what, p in plan if not what.startswith("stem:")]
+            if existing:
+                lines.append(f"{existing} of them already exist and will be replaced.")
+            self.plan_label.setText("\n".join(lines))
+        self.export_button.setEnabled(bool(plan) and bool(self.folder_edit.text().strip())
+                                      and (self.task is None or not self.task.running))
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export to folder", str(self.folder))
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def start_export(self) -> Task | None:
+        req = self.request()
+        if not export_plan(req):
+            return None
+        self.status.setText("Exporting…")
+        self.status.setStyleSheet("")
+        self.progress.setValue(0)
+        self.export_button.setEnabled(False)
+        self.open_button.setVisible(False)
+        self.task = Task(lambda report, cancel: run_export(req, report, cancel), "export",
+                         on_progress=self._on_progress, on_done=self._on_done, on_error=self._on_error,
+                         on_cancel=lambda: self.status.setText("Export cancelled."))
+        self.task.finished.connect(self._update_plan)
+        return self.task.start()
+
+    def _on_progress(self, stage: str, fraction: float) -> None:
+        self.progress.setValue(int(fraction * 1000))
+
+    def _on_done(self, written: list[Path]) -> None:
+        self.written = written
+        self.progress.setValue(1000)
+        self.status.setText(f"Wrote {len(written)} file{'s' * (len(written) != 1)} to {self.folder}")
+        self.open_button.setVisible(True)
+        if self.on_finished:
+            self.on_finished(written, str(self.folder), self.fmt)
+        if self.open_check.isChecked():
+            self._open_folder()
+
+    def _on_error(self, message: str) -> None:
+        self.progress.setValue(0)
+        self.status.setText(f"Export failed: {message}")
+        self.status.setStyleSheet("color: #ef5b5b;")
+
+    def _open_folder(self) -> None:
+        self.open_url(QUrl.fromLocalFile(str(self.folder)))
+
+    def reject(self) -> None:
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+            self.task.wait(10.0)  # stops between files
+        super().reject()

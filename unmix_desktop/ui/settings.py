@@ -1,0 +1,130 @@
+"""Persistent window settings: a QSettings ini file under ``paths.config_dir()``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from .. import paths
+
+INI_NAME = "unmix-desktop.ini"
+OUTPUT_FORMATS = ("wav", "flac", "ogg", "mp3")
+MAX_RECENT = 10
+MAX_NITER = 10
+
+
+def _as_bool(value, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _as_int(value, default: int, lo: int, hi: int) -> int:
+    try:
+        return min(max(int(value), lo), hi)
+    except (TypeError, ValueError):
+        return default
+
+
+class AppSettings:
+    """Typed access to the ini file. Every getter falls back to a default on a bad value."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else paths.config_dir() / INI_NAME
+        self.q = QSettings(str(self.path), QSettings.Format.IniFormat)
+
+    def sync(self) -> None:
+        self.q.sync()
+
+    # separation -------------------------------------------------------------------------------
+    @property
+    def model(self) -> str | None:
+        value = self.q.value("separation/model", "")
+        return str(value) or None
+
+    @model.setter
+    def model(self, name: str | None) -> None:
+        self.q.setValue("separation/model", name or "")
+
+    @property
+    def niter(self) -> int:
+        return _as_int(self.q.value("separation/niter", 1), 1, 0, MAX_NITER)
+
+    @niter.setter
+    def niter(self, value: int) -> None:
+        self.q.setValue("separation/niter", _as_int(value, 1, 0, MAX_NITER))
+
+    @property
+    def four_stems(self) -> bool:
+        return _as_bool(self.q.value("separation/four_stems"), False)
+
+    @four_stems.setter
+    def four_stems(self, value: bool) -> None:
+        self.q.setValue("separation/four_stems", bool(value))
+
+    def seconds_per_second(self, model: str) -> float | None:
+        """Measured separation time per second of audio for ``model`` (for the first ETA)."""
+        try:
+            value = float(self.q.value(f"speed/{model}", 0) or 0)
+        except (TypeError, ValueError):
+            return None
+        return value if value > 0 else None
+
+    def set_seconds_per_second(self, model: str, value: float) -> None:
+        old = self.seconds_per_second(model)
+        self.q.setValue(f"speed/{model}", value if old is None else 0.5 * (old + value))
+
+    # output -----------------------------------------------------------------------------------
+    @property
+    def output_format(self) -> str:
+        value = str(self.q.value("export/format", "wav")).lower()
+        return value if value in OUTPUT_FORMATS else "wav"
+
+    @output_format.setter
+    def output_format(self, value: str) -> None:
+        self.q.setValue("export/format", value if value in OUTPUT_FORMATS else "wav")
+
+    @property
+    def export_dir(self) -> str:
+        return str(self.q.value("export/folder", "") or "")
+
+    @export_dir.setter
+    def export_dir(self, value: str) -> None:
+        self.q.setValue("export/folder", str(value))
+
+    @property
+    def audio_device(self) -> str | None:
+        """Output device name (``None``: the system default)."""
+        return str(self.q.value("audio/device", "") or "") or None
+
+    @audio_device.setter
+    def audio_device(self, value: str | None) -> None:
+        self.q.setValue("audio/device", value or "")
+
+    # window -----------------------------------------------------------------------------------
+    @property
+    def geometry(self) -> QByteArray | None:
+        value = self.q.value("window/geometry")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    @geometry.setter
+    def geometry(self, value: QByteArray) -> None:
+        self.q.setValue("window/geometry", value)
+
+    @property
+    def recent_files(self) -> list[str]:
+        value = self.q.value("recent/files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or []) if v][:MAX_RECENT]
+
+    def add_recent(self, path: str | Path) -> None:
+        path = str(Path(path).resolve())
+        files = [path] + [f for f in self.recent_files if f != path]
+        self.q.setValue("recent/files", files[:MAX_RECENT])
+
+    def clear_recent(self) -> None:
+        self.q.setValue("recent/files", [])
