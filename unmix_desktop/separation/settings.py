@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 class SeparationSettings:
     niter: int = 1                 # EM iterations of the multichannel Wiener filter (0 = ratio mask only)
     softmask: bool = True          # initial estimate: ratio mask (True) or magnitude + mixture phase
-    power: float = 2.0             # exponent of the ratio mask (1 = magnitude, 2 = power/Wiener)
+    power: float = 1.0             # exponent of the ratio mask (1 = magnitude; measured best with EM, docs/QUALITY.md)
     logit: float | None = None     # mask sharpening strength (None = off)
     residual: bool = True          # "accompaniment" = mixture - the other stems (exact sum)
     swap_tta: bool = False         # average the model over the mixture and its channel-swapped copy
