@@ -34,6 +34,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import Cancelled
+from .windows import fade_weights, spans
 
 DESCRIPTION = ("drums/bass/other estimated by signal processing (HPSS + low band) from the accompaniment, "
                "not a neural 4-stem model")
@@ -123,26 +124,6 @@ def _split_window(audio: np.ndarray, sample_rate: int, p: dict) -> tuple[np.ndar
     return out[0], out[1]
 
 
-def _windows(n: int, win: int, overlap: int) -> list[tuple[int, int]]:
-    if n <= win:
-        return [(0, n)]
-    step = win - overlap
-    spans = [(s, min(s + win, n)) for s in range(0, n - overlap, step)]
-    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < 2 * overlap:
-        spans.pop()
-        spans[-1] = (spans[-1][0], n)
-    return spans
-
-
-def _ramps(length: int, fade_in: int, fade_out: int) -> np.ndarray:
-    w = np.ones(length, dtype=np.float32)
-    if fade_in:
-        w[:fade_in] = (np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in
-    if fade_out:
-        w[length - fade_out:] = 1.0 - (np.arange(fade_out, dtype=np.float32) + 0.5) / fade_out
-    return w[:, None]
-
-
 def split_accompaniment(
     accompaniment: np.ndarray,
     sample_rate: int = 44100,
@@ -171,17 +152,17 @@ def split_accompaniment(
         return {"drums": drums, "bass": bass, "other": audio.copy()}
     win = max(int(p["window_s"] * sample_rate), 4 * int(p["n_fft"]))
     overlap = min(int(p["overlap_s"] * sample_rate), win // 2)
-    spans = _windows(n, win, overlap)
-    for i, (start, end) in enumerate(spans):
+    windows = spans(n, win, overlap)
+    for i, (start, end) in enumerate(windows):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         d, b = _split_window(audio[start:end], sample_rate, p)
-        w = _ramps(end - start, spans[i - 1][1] - start if i else 0,
-                   end - spans[i + 1][0] if i + 1 < len(spans) else 0)
+        w = fade_weights(end - start, windows[i - 1][1] - start if i else 0,
+                         end - windows[i + 1][0] if i + 1 < len(windows) else 0)[:, None]
         drums[start:end] += d * w
         bass[start:end] += b * w
         if progress:
-            progress((i + 1) / len(spans))
+            progress((i + 1) / len(windows))
     other = audio - drums - bass
     return {"drums": drums, "bass": bass, "other": other}
 

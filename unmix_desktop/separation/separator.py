@@ -23,6 +23,7 @@ from . import transforms
 from .base import SpectrogramModel
 from .postprocess import postprocess
 from .settings import SeparationSettings
+from .windows import fade_weights, spans
 
 ProgressFn = Callable[[float], None]
 
@@ -60,25 +61,7 @@ class Separator:
         sr = self.model.sample_rate
         win = max(int(self.settings.window_s * sr), 4 * self.model.n_fft)
         overlap = min(int(self.settings.overlap_s * sr), win // 2)
-        if n <= win:
-            return [(0, n)]
-        step = win - overlap
-        starts = list(range(0, n - overlap, step))
-        spans = [(s, min(s + win, n)) for s in starts]
-        # Avoid a tiny last window: merge it into the previous one.
-        if len(spans) > 1 and spans[-1][1] - spans[-1][0] < overlap * 2:
-            spans.pop()
-            spans[-1] = (spans[-1][0], n)
-        return spans
-
-    @staticmethod
-    def _fade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
-        w = np.ones(length, dtype=np.float32)
-        if fade_in:
-            w[:fade_in] = (np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in
-        if fade_out:
-            w[length - fade_out:] = 1.0 - (np.arange(fade_out, dtype=np.float32) + 0.5) / fade_out
-        return w
+        return spans(n, win, overlap)
 
     # -- one window ------------------------------------------------------------------------
     @torch.no_grad()
@@ -137,17 +120,17 @@ class Separator:
                 raise Cancelled()
 
         names = self.output_targets
-        spans = self.windows(n)
+        windows = self.windows(n)
         if progress:
             progress(0.0)
         pending: dict[str, np.ndarray] = {}
         pending_start = 0
-        for i, (start, end) in enumerate(spans):
+        for i, (start, end) in enumerate(windows):
             should_stop()
-            fade_in = spans[i - 1][1] - start if i > 0 else 0
-            fade_out = end - spans[i + 1][0] if i + 1 < len(spans) else 0
+            fade_in = windows[i - 1][1] - start if i > 0 else 0
+            fade_out = end - windows[i + 1][0] if i + 1 < len(windows) else 0
             stems = self.separate_window(audio[start:end], should_stop)
-            w = self._fade_weights(end - start, fade_in, fade_out)[:, None]
+            w = fade_weights(end - start, fade_in, fade_out)[:, None]
             for name in names:
                 block = stems[name] * w
                 if name in pending:  # the overlap with the previous window
@@ -155,13 +138,13 @@ class Separator:
                     block[:overlap] += pending[name][start - pending_start:]
                     block = np.concatenate([pending[name][: start - pending_start], block])
                 pending[name] = block
-            done = spans[i + 1][0] if i + 1 < len(spans) else n
+            done = windows[i + 1][0] if i + 1 < len(windows) else n
             cut = done - pending_start
             yield pending_start, {name: pending[name][:cut] for name in names}
             pending = {name: pending[name][cut:] for name in names}
             pending_start = done
             if progress:
-                progress((i + 1) / len(spans))
+                progress((i + 1) / len(windows))
 
     def separate(self, audio: np.ndarray, progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
