@@ -41,6 +41,7 @@ def test_config_inferred_from_official_layout(tmp_path):
     assert (net.hidden_size, net.nb_layers, net.nb_bins, net.nb_output_bins) == (8, 2, 64, 2049)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_checkpoint_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 
