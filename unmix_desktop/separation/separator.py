@@ -1,6 +1,6 @@
 """Separate a whole song with any :class:`~.base.SpectrogramModel`, in bounded memory.
 
-The song is cut into overlapping windows (default 15 s with 1.5 s overlap). Each window goes
+The song is cut into overlapping windows (default 11.5 s with 1 s overlap). Each window goes
 STFT -> model -> post-processing (Wiener/EM, residual, logit) -> inverse STFT, and the windows
 are cross-faded with complementary linear ramps. Because every window's stems sum to that
 window's mixture and the ramps sum to one, the stems still sum to the song when a residual is
@@ -37,12 +37,13 @@ class Separator:
     model: SpectrogramModel
     settings: SeparationSettings = field(default_factory=SeparationSettings)
     device: torch.device | str | None = None
+    threads: int | None = None     # torch CPU threads (None = every core)
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device) if self.device is not None else default_device()
         self.model = self.model.to(self.device).eval()
         if self.device.type == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
 
     @property
     def output_targets(self) -> list[str]:

@@ -13,8 +13,9 @@ class SeparationSettings:
     logit: float | None = None     # mask sharpening strength (None = off)
     residual: bool = True          # "accompaniment" = mixture - the other stems (exact sum)
     swap_tta: bool = False         # average the model over the mixture and its channel-swapped copy
-    window_s: float = 15.0         # processing window (memory bound)
-    overlap_s: float = 1.5         # cross-fade between windows
+    window_s: float = 11.5         # processing window (memory bound); 11.5 s + overlap fits one
+                                   # 512-frame Spleeter segment: faster, +0.1 dB on the dev song vs 15 s
+    overlap_s: float = 1.0         # cross-fade between windows
     targets: list[str] | None = None  # subset to return (None = all)
 
     def to_dict(self) -> dict:

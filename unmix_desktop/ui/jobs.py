@@ -27,13 +27,6 @@ if TYPE_CHECKING:  # torch is imported by the worker when it first separates, no
 
 Report = Callable[[str, float], None]
 
-#: Processing windows used by the window (the CLI keeps the separator's 30 s). 11.5 s fits one
-#: 512-frame Spleeter segment, so it is also faster with Spleeter (4.6 s instead of 7.5 s for the
-#: 30-s dev song, same vocals SNR within 0.03 dB), progress and ETA update every ~10 s of audio, and
-#: a cancelled job stops at the next window.
-APP_WINDOW = {"window_s": 11.5, "overlap_s": 1.0}
-
-
 def worker_threads() -> int:
     """Torch threads for the separation worker: one core is left to the UI and the audio callback.
 
@@ -199,13 +192,9 @@ def run_separation(request: SeparationRequest, models: ModelProvider, cache: cac
     report("model", 0.0)
     model = models.get(request.model_name)
     check()
-    import torch
-
     from ..separation.separator import Separator
 
-    separator = Separator(model, request.settings)
-
-    torch.set_num_threads(worker_threads())  # after Separator(), which sets its own default
+    separator = Separator(model, request.settings, threads=worker_threads())
     t_sep = time.perf_counter()
     report("separate", 0.0)
     stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)

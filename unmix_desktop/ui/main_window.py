@@ -361,7 +361,7 @@ class MainWindow(QMainWindow):
         return list(self._models) if self._models is not None else _registry_models()
 
     def separation_settings(self) -> SeparationSettings:
-        base = SeparationSettings(niter=self.settings.niter, **jobs.APP_WINDOW)
+        base = SeparationSettings(niter=self.settings.niter)
         return replace(base, **self.separation_overrides)
 
     def preload_model(self) -> Task | None:
