@@ -32,7 +32,7 @@ def test_separate_writes_stems_that_sum_to_the_song(tmp_path, model_dir, song):
     r = unmix("separate", src, "--out", out, "--model-file", model_dir, "--niter", "1")
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in (out / "My Song").iterdir())
-    assert files == ["accompaniment.wav", "vocals.wav"]
+    assert files == [".unmix-stems.json", "accompaniment.wav", "vocals.wav"]  # the marker: unmix made this folder
     mix = load_audio(src)
     total = load_audio(out / "My Song" / "vocals.wav") + load_audio(out / "My Song" / "accompaniment.wav")
     assert np.abs(total - mix).max() < 3e-4  # 16-bit quantisation of two files
@@ -51,7 +51,7 @@ def test_separate_continues_after_a_bad_song(tmp_path, model_dir, song):
     assert len(errors) == 2 and "bad.mp3" in errors[0] and "missing.wav: file not found" in errors[1]
     assert "Traceback" not in r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["good"]  # nothing partial for the failures
-    assert sorted(p.name for p in (out / "good").iterdir()) == ["vocals.flac"]
+    assert sorted(p.name for p in (out / "good").iterdir()) == [".unmix-stems.json", "vocals.flac"]
 
 
 def test_unknown_model_is_one_line(tmp_path, song):
@@ -80,13 +80,17 @@ def test_clipping_is_reported(tmp_path, model_dir, song):
     assert r.returncode == 0 and "clipped" not in r.stderr
 
 
-def test_refuses_to_replace_the_folder_holding_the_source(tmp_path, model_dir, song):
+def test_never_replaces_the_folder_holding_the_source(tmp_path, model_dir, song):
+    # was: refused with exit 2; now the stems go next to it, and the output says where
     folder = tmp_path / "song"
     folder.mkdir()
     src = save_audio(folder / "song.wav", song["mixture"] * 0.3)
+    before = src.read_bytes()
     r = unmix("separate", src, "--out", tmp_path, "--model-file", model_dir, "-q")
-    assert r.returncode == 2 and "holds the source song" in r.stderr
-    assert src.exists()
+    assert r.returncode == 0, r.stderr
+    assert "was not created by unmix" in r.stderr and "song (stems)" in r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["song.wav"] and src.read_bytes() == before
+    assert (tmp_path / "song (stems)" / "vocals.wav").is_file()
 
 
 def test_long_song_streams_windows_to_disk(tmp_path, model_dir):

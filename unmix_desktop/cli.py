@@ -5,16 +5,44 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
-from .errors import UnmixError
+from .errors import Stopped, UnmixError
 
 COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train"]
+#: Signals that stop a command the way Ctrl-C does: temporary files are removed on the way out.
+STOP_SIGNALS = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (``unmix: error: argument --window: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"unmix: error: {message} (see '{self.prog} --help')\n")
+
+
+def _stop(signum, frame) -> None:
+    for name in STOP_SIGNALS:  # the clean-up that follows is not interrupted by a second signal
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _install_stop_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {name: signal.signal(getattr(signal, name), _stop) for name in STOP_SIGNALS}
+
+
+def _restore(previous: dict) -> None:
+    for name, handler in previous.items():
+        signal.signal(getattr(signal, name), handler if handler is not None else signal.SIG_DFL)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unmix", description="Separate songs into stems, play and remix them.")
+    parser = Parser(prog="unmix", description="Separate songs into stems, play and remix them.")
     parser.add_argument("--version", action="version", version=f"unmix {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -30,14 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    previous = _install_stop_handlers()
     try:
         return int(args._run(args) or 0)
     except UnmixError as exc:
         print(f"unmix: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("unmix: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:  # an output-side failure no command turned into its own message
+        print(f"unmix: error: {exc.filename or '-'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        if signum == signal.SIGINT:
+            print("unmix: interrupted", file=sys.stderr)
+        else:
+            print(f"unmix: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        _restore(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,8 +22,26 @@ class ModelError(UnmixError):
     """A model could not be found, loaded or is incompatible."""
 
 
+class UsageError(UnmixError):
+    """A command-line value that cannot be used (bad number, unknown device or target)."""
+
+
 class Cancelled(UnmixError):
     """Raised when a long operation notices that it was asked to stop."""
 
     def __init__(self, message: str = "cancelled"):
         super().__init__(message)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised by the command line's signal handler (SIGINT, SIGTERM, SIGHUP).
+
+    A subclass of :class:`KeyboardInterrupt`, so every ``finally``/``except BaseException`` that
+    removes temporary files runs exactly as for Ctrl-C. ``signum`` is the signal's number.
+    """
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        super().__init__(signal.Signals(self.signum).name)

@@ -8,19 +8,32 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import UnmixError
+
 APP_NAME = "unmix-desktop"
 
 
-def _env_dir(var: str, default: Path) -> Path:
+def _env_dir(var: str, default: Path, required: bool = True) -> Path:
+    """The folder named by ``$var`` (else ``default``), created if missing.
+
+    When it cannot be created (an unwritable home, a read-only disk): one-line
+    :class:`UnmixError` if ``required``, else the path is returned as it is, for readers that
+    treat a missing folder as empty (writers then fail with the OS reason, naming the path).
+    """
     value = os.environ.get(var)
     path = Path(value) if value else default
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if required:
+            raise UnmixError(f"{path}: cannot create this folder ({exc.strerror or exc}); "
+                             f"set {var} to a writable folder") from None
     return path
 
 
 def data_dir() -> Path:
-    """User data (installed models). Override with UNMIX_DATA_DIR."""
-    return _env_dir("UNMIX_DATA_DIR", Path(platformdirs.user_data_dir(APP_NAME)))
+    """User data (installed models). Override with UNMIX_DATA_DIR. May not exist when it cannot be created."""
+    return _env_dir("UNMIX_DATA_DIR", Path(platformdirs.user_data_dir(APP_NAME)), required=False)
 
 
 def cache_dir() -> Path:
@@ -34,8 +47,12 @@ def config_dir() -> Path:
 
 
 def user_models_dir() -> Path:
+    """``<data>/models``; may not exist when the data folder is not writable (then no user models)."""
     path = data_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     return path
 
 

@@ -9,12 +9,14 @@ resampled with soxr. wav/flac/ogg/mp3 go through soundfile (libsndfile); m4a/aac
 from __future__ import annotations
 
 import os
-import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from .. import outputs
 from ..errors import AudioError
 
 SAMPLE_RATE = 44100
@@ -38,14 +40,29 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+class AudioWarning(UserWarning):
+    """A song was read, but not all of it as its header promises (e.g. a cut-off MP3)."""
+
+
+#: A decode shorter than the stated length by more than this (seconds, and fraction) is reported.
+SHORT_DECODE_S = 0.5
+SHORT_DECODE_FRACTION = 0.02
+
+
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise AudioError(path, "file not found")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except PermissionError:
+        raise AudioError(path, "permission denied (its folder cannot be read)") from None
+    except OSError as exc:
+        raise AudioError(path, exc.strerror or str(exc)) from None
     if path.is_dir():
         raise AudioError(path, "is a folder, not an audio file")
     if not os.access(path, os.R_OK):
         raise AudioError(path, "permission denied")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise AudioError(path, "file is empty")
 
 
@@ -82,11 +99,14 @@ def load_audio(
     path: str | os.PathLike,
     sample_rate: int = SAMPLE_RATE,
     max_duration: float | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """Decode ``path`` to float32 ``(n, 2)`` at ``sample_rate``.
 
     Raises :class:`AudioError` naming the file and the reason for every bad input: not found,
     empty, not audio, corrupt or truncated, unsupported codec, longer than ``max_duration``.
+    A lossy file that decodes clearly shorter than its header states (a cut-off MP3) is kept
+    but reported: ``on_warning("PATH: ...")`` (default: an :class:`AudioWarning`).
     """
     path = Path(path)
     _check_file(path)
@@ -100,6 +120,15 @@ def load_audio(
         audio, sr = _load_soundfile(path, info)
     if audio.shape[0] == 0:
         raise AudioError(path, "contains no audio samples")
+    stated = info.frames / info.sample_rate if info.sample_rate else 0.0
+    decoded = audio.shape[0] / sr
+    if stated - decoded > max(SHORT_DECODE_S, SHORT_DECODE_FRACTION * stated):
+        message = (f"{path}: truncated? its header states {stated:.1f} s but only {decoded:.1f} s could be decoded; "
+                   "using what is there")
+        if on_warning is None:
+            warnings.warn(message, AudioWarning, stacklevel=2)
+        else:
+            on_warning(message)
     if not np.all(np.isfinite(audio)):
         raise AudioError(path, "corrupt: decoded samples are not finite")
     audio = to_stereo(audio)
@@ -244,11 +273,7 @@ def _load_pyav(path: Path) -> tuple[np.ndarray, int]:
     return audio, sr
 
 
-def _umask() -> int:
-    """The process umask (read without changing it for long)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_umask = outputs.umask  # kept for callers of the old name
 
 
 def save_audio(
@@ -260,8 +285,10 @@ def save_audio(
 ) -> Path:
     """Write ``audio`` (n, channels) to ``path`` (wav/flac/ogg/mp3 from the suffix).
 
-    The file is written to a temporary name in the same folder and renamed when complete, so a
-    crash or a full disk never leaves a half-written file under the final name. Paths in
+    The file is written to a temporary name in the same folder (``.<name>.part-<pid>-…``) and
+    renamed when complete, so a crash, a signal or a full disk never leaves a half-written file
+    under the final name; leftovers of processes that died are removed by a later write into the
+    same folder (:func:`unmix_desktop.outputs.remove_stale`). Paths in
     ``protect`` (e.g. the user's source song) are never overwritten. Integer and lossy formats
     are clipped to [-1, 1]; subtype ``FLOAT`` keeps the values as they are.
     """
@@ -280,19 +307,24 @@ def save_audio(
         data = data[:, None]
     if subtype != "FLOAT":
         data = np.clip(data, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{suffix}", dir=path.parent)
-    os.close(fd)
+    if path.is_dir():
+        raise AudioError(path, "is a folder")
+    tmp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        outputs.remove_stale(path.parent)
+        tmp_name = outputs.temp_file(path.parent, path.stem, suffix)
         sf.write(tmp_name, data, sample_rate, subtype=subtype, format=WRITE_FORMATS[suffix])
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp_name, path)
-    except Exception as exc:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        if isinstance(exc, AudioError):
+    except BaseException as exc:  # KeyboardInterrupt/SIGTERM too: never leave the temporary file
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+        if isinstance(exc, AudioError) or not isinstance(exc, Exception):
             raise
+        if isinstance(exc, OSError):
+            raise AudioError(exc.filename or path, exc.strerror or _short(exc)) from exc
         raise AudioError(path, f"could not write ({_short(exc)})") from exc
     return path

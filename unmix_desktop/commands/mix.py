@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..audio.export import check_export_path, export_karaoke, export_mix
+from .argtypes import non_negative_float, positive_float
 from .play import add_mix_arguments, load_stems, state_from_args, stem_files
 
 
@@ -18,8 +19,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_mix_arguments(p)
     p.add_argument("--out", "-o", required=True, metavar="FILE", help="output file; the format follows the suffix")
     p.add_argument("--karaoke", action="store_true", help="everything but the vocals (ignores the fader options)")
-    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="render S seconds")
+    p.add_argument("--start", type=non_negative_float, default=0.0, metavar="S", help="start at S seconds")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S", help="render S seconds")
     return p
 
 

@@ -12,11 +12,10 @@ import numpy as np
 
 from ..audio.io import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from ..audio.mixer import MixState
-from ..errors import AudioError, UnmixError
+from ..errors import AudioError, UsageError
+from .argtypes import non_negative_float, positive_float, positive_int
 
-
-class UsageError(UnmixError):
-    """A command-line value that cannot be used."""
+__all__ = ["UsageError", "add_mix_arguments", "load_stems", "state_from_args", "stem_files"]
 
 
 def add_mix_arguments(parser: argparse.ArgumentParser, folder_optional: bool = False) -> None:
@@ -82,10 +81,10 @@ def stem_files(folder: str | Path) -> dict[str, Path]:
 
 def load_stems(folder: str | Path, start: float = 0.0, duration: float | None = None) -> dict[str, np.ndarray]:
     """Load every stem of ``folder`` (float32 (n, 2), 44.1 kHz), cut to ``start`` .. ``start + duration``."""
-    if start < 0:
-        raise UsageError(f"--start must be >= 0, got {start}")
-    if duration is not None and duration <= 0:
-        raise UsageError(f"--duration must be > 0, got {duration}")
+    if not math.isfinite(start) or start < 0:
+        raise UsageError(f"--start must be a finite number >= 0, got {start}")
+    if duration is not None and (not math.isfinite(duration) or duration <= 0):
+        raise UsageError(f"--duration must be a finite number > 0, got {duration}")
     stems = {name: load_audio(path, SAMPLE_RATE) for name, path in stem_files(folder).items()}
     length = max(a.shape[0] for a in stems.values())
     first = int(round(start * SAMPLE_RATE))
@@ -107,12 +106,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Play a folder of stems in the terminal. Ctrl-C stops.",
     )
     add_mix_arguments(p, folder_optional=True)
-    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="play S seconds")
+    p.add_argument("--start", type=non_negative_float, default=0.0, metavar="S", help="start at S seconds")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S", help="play S seconds")
     p.add_argument("--loop", action="store_true", help="loop the played section until Ctrl-C")
     p.add_argument("--device", default=None, metavar="N", help="output device index or name (see --list-devices)")
     p.add_argument("--list-devices", action="store_true", help="list the output devices and exit")
-    p.add_argument("--blocksize", type=int, default=512, metavar="FRAMES", help="frames per audio block (default 512)")
+    p.add_argument("--blocksize", type=positive_int, default=512, metavar="FRAMES", help="frames per audio block (default 512)")
     p.add_argument("--latency", default=None, metavar="S", help="output latency in seconds, or low/high")
     return p
 
@@ -127,9 +126,12 @@ def _latency(value):
     if value is None or value in {"low", "high"}:
         return value
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        raise UsageError(f"--latency {value!r}: expected seconds, 'low' or 'high'") from None
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"--latency {value!r}: expected seconds > 0, 'low' or 'high'")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:

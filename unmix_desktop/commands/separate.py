@@ -6,16 +6,16 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import DEFAULT_MAX_DURATION, _umask, load_audio
-from ..errors import UnmixError
+from .. import outputs
+from ..audio.io import DEFAULT_MAX_DURATION, load_audio
+from ..errors import AudioError, UnmixError, UsageError
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
+from .argtypes import finite_float, limit_seconds, non_negative_int, positive_float
 
 SUBTYPES = {"wav": "PCM_16", "wav24": "PCM_24", "wavf": "FLOAT", "flac": "PCM_16"}
 
@@ -32,20 +32,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--targets", metavar="LIST", help="comma-separated targets to write, e.g. vocals,accompaniment")
     p.add_argument("--stems", type=int, choices=(2, 4), default=2,
                    help="4: also split the accompaniment into drums/bass/other (signal processing, see README)")
-    p.add_argument("--niter", type=int, default=d.niter, help=f"Wiener EM iterations, 0 = ratio mask (default {d.niter})")
+    p.add_argument("--niter", type=non_negative_int, default=d.niter, help=f"Wiener EM iterations, 0 = ratio mask (default {d.niter})")
     p.add_argument("--softmask", action=argparse.BooleanOptionalAction, default=d.softmask,
                    help="start the Wiener filter from a ratio mask (default: %(default)s)")
-    p.add_argument("--power", type=float, default=d.power, help=f"ratio mask exponent (default {d.power})")
+    p.add_argument("--power", type=positive_float, default=d.power, help=f"ratio mask exponent (default {d.power})")
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=d.residual,
                    help="accompaniment = mixture - other stems, so stems sum to the song (default: %(default)s)")
-    p.add_argument("--logit", type=float, default=d.logit, metavar="S", help="mask sharpening strength (off by default)")
+    p.add_argument("--logit", type=finite_float, default=d.logit, metavar="S", help="mask sharpening strength (off by default)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d.swap_tta,
                    help="average with the channel-swapped song (default: %(default)s)")
-    p.add_argument("--window", type=float, default=d.window_s, metavar="S", help="processing window in seconds (memory bound)")
+    p.add_argument("--window", type=positive_float, default=d.window_s, metavar="S", help="processing window in seconds (memory bound)")
     p.add_argument("--format", choices=("wav", "wav24", "wavf", "flac"), default="wav", help="output format (default wav 16-bit)")
-    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="S",
+    p.add_argument("--max-duration", type=limit_seconds, default=DEFAULT_MAX_DURATION, metavar="S",
                    help="refuse songs longer than this many seconds")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -65,50 +65,114 @@ def settings_from_args(args) -> SeparationSettings:
                               targets=None if args.stems == 4 else targets)
 
 
+def _ext(fmt: str) -> str:
+    return "flac" if fmt == "flac" else "wav"
+
+
+def _write_error(path: Path, exc: BaseException) -> AudioError:
+    """One line for a failed write: the OS reason when there is one (disk full, read-only, ...)."""
+    if isinstance(exc, OSError):
+        where = exc.filename or path
+        return AudioError(where, exc.strerror or str(exc))
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    try:
+        if shutil.disk_usage(path.parent if not path.is_dir() else path).free < (1 << 20):
+            reason = "No space left on device"
+    except OSError:
+        pass
+    return AudioError(path, f"could not write ({reason[:160]})")
+
+
 def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[Path]:
-    """Write stems into a hidden temporary folder next to ``final_dir``, then rename it.
+    """Write ``final_dir/<target>.<ext>`` for each stem, never touching a file the app did not write.
 
     ``stems`` is either ``{name: (n, 2)}`` or an iterator of ``(offset, {name: block})`` as
     :meth:`Separator.stream` yields, so a long song is written while it is separated and the whole
-    set of stems never sits in memory. A failure leaves nothing under the final name; an earlier
-    result is replaced only once the new one is complete.
+    set of stems never sits in memory.
+
+    * ``final_dir`` does not exist: the stems (and the marker, see :mod:`unmix_desktop.outputs`)
+      are written into a hidden ``.partial-<pid>-`` folder next to it, renamed when complete.
+    * ``final_dir`` is a result folder the app created: each stem goes to a hidden temporary file
+      in it and replaces the stem file of that name once all are written; earlier stems the app
+      wrote that this run does not write (another format, fewer targets) are removed. Every other
+      file there stays as it is.
+    * Anything else (a file, a folder the app did not create, a stem file the user changed):
+      :class:`AudioError`, nothing written. Use :func:`outputs.choose_result_dir` first.
+
+    A failure or a signal leaves nothing under the final names and no temporary files.
     """
     import soundfile as sf
 
     blocks = iter([(0, stems)]) if isinstance(stems, dict) else stems
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    for p in protect:
-        if final_dir.resolve() in Path(p).resolve().parents:
-            raise UnmixError(f"{final_dir}: holds the source song {Path(p).name}; choose another --out folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.partial-", dir=final_dir.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary folder
-    ext = "flac" if fmt == "flac" else "wav"
-    files: dict[str, sf.SoundFile] = {}
-    clipped: dict[str, int] = {}
+    ext = _ext(fmt)
+    parent = final_dir.parent
     try:
-        for _, chunk in blocks:
-            for name, audio in chunk.items():
-                if name not in files:
-                    files[name] = sf.SoundFile(tmp / f"{name}.{ext}", "w", 44100, 2, SUBTYPES[fmt],
-                                               format="FLAC" if ext == "flac" else "WAV")
-                    clipped[name] = 0
-                if SUBTYPES[fmt] != "FLOAT":
-                    clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
-                    audio = np.clip(audio, -1.0, 1.0)
-                files[name].write(audio)
-        for fh in files.values():
-            fh.close()
-        if final_dir.exists():
-            old = final_dir.with_name(f".{final_dir.name}.old-{int(time.time() * 1000)}")
-            final_dir.rename(old)
-            tmp.rename(final_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final_dir)
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(parent, exc) from exc
+    outputs.remove_stale(parent)
+    new = not os.path.lexists(final_dir)
+    if not new:
+        reason = outputs.unusable_reason(final_dir, [], protect)
+        if reason:
+            raise AudioError(final_dir, reason)
+        outputs.remove_stale(final_dir)
+    owned = {} if new else (outputs.read_marker(final_dir) or {})
+    files: dict[str, sf.SoundFile] = {}
+    temps: dict[str, Path] = {}
+    clipped: dict[str, int] = {}
+    work = None
+    try:
+        try:
+            work = outputs.temp_dir(parent, final_dir.name) if new else final_dir
+            if new:
+                outputs.write_marker(work, {})
+            for _, chunk in blocks:
+                for name, audio in chunk.items():
+                    if name not in files:
+                        fname = f"{name}.{ext}"
+                        if not new:
+                            reason = outputs.unusable_reason(final_dir, [fname], protect)
+                            if reason:
+                                raise AudioError(final_dir, reason)
+                        temps[name] = work / fname if new else outputs.temp_file(final_dir, name, f".{ext}")
+                        files[name] = sf.SoundFile(temps[name], "w", 44100, 2, SUBTYPES[fmt],
+                                                   format="FLAC" if ext == "flac" else "WAV")
+                        clipped[name] = 0
+                    if SUBTYPES[fmt] != "FLOAT":
+                        clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
+                        audio = np.clip(audio, -1.0, 1.0)
+                    files[name].write(audio)
+            for fh in files.values():
+                fh.close()
+            names = [f"{name}.{ext}" for name in files]
+            if new:
+                outputs.write_marker(work, outputs.stamp(work, names))
+                try:
+                    os.rename(work, final_dir)
+                except OSError as exc:
+                    raise AudioError(final_dir, "appeared while the stems were written; run again") from exc
+                work = None
+            else:
+                outputs.write_marker(final_dir, {**owned, **{n: None for n in names}})
+                for name, tmp in temps.items():
+                    os.replace(tmp, final_dir / f"{name}.{ext}")
+                temps.clear()
+                for old in owned:
+                    if old not in names and old != outputs.MARKER and outputs.owns(final_dir, old, owned):
+                        (final_dir / old).unlink(missing_ok=True)
+                outputs.write_marker(final_dir, outputs.stamp(final_dir, names))
+        except (OSError, RuntimeError, AssertionError) as exc:
+            # soundfile reports a failed write as a RuntimeError (LibsndfileError) or a short write
+            raise _write_error(final_dir, exc) from exc
     except BaseException:
         for fh in files.values():
             fh.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if new and work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        for tmp in temps.values():
+            if not new:
+                tmp.unlink(missing_ok=True)
         raise
     for name, count in clipped.items():
         if count:
@@ -117,38 +181,105 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
     return [final_dir / f"{name}.{ext}" for name in files]
 
 
+def result_bases(paths: list[Path]) -> list[str | None]:
+    """The result folder name of each song of one run; ``None`` for a song listed twice.
+
+    The first song of a name gets ``<name>``; a later one with the same name (any case) gets
+    ``<name> (<ext>)``, then ``<name> (<ext> 2)`` …, so no song overwrites another's stems.
+    """
+    bases: list[str | None] = []
+    used: set[str] = set()
+    seen: set[str] = set()
+    for path in paths:
+        key = os.path.normcase(os.path.abspath(path))
+        if key in seen:
+            bases.append(None)
+            continue
+        seen.add(key)
+        name = song_name(path)
+        ext = path.name[len(name):].lstrip(".").lower() or "file"
+        candidates = [name, f"{name} ({ext})"] + [f"{name} ({ext} {i})" for i in range(2, 1000)]
+        base = next(c for c in candidates if c.casefold() not in used)
+        used.add(base.casefold())
+        bases.append(base)
+    return bases
+
+
+def output_names(separator, args) -> list[str]:
+    """The stems this run writes; one line naming the valid ones when ``--targets`` asks for others."""
+    if args.stems != 4:
+        return list(separator.output_targets)  # raises ModelError naming what the model gives
+    from ..separation.fourstems import STEMS
+
+    given = list(separator.output_targets)
+    if "vocals" not in given or "accompaniment" not in given:
+        raise UsageError(f"--stems 4 needs a model with vocals and an accompaniment (this one gives {', '.join(given)}"
+                         "; keep --residual on)")
+    valid = ["vocals", *STEMS]
+    if not args.targets:
+        return valid
+    wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in valid]
+    if unknown:
+        raise UsageError(f"--targets {','.join(unknown)}: not a stem of --stems 4 (valid: {', '.join(valid)})")
+    return [t for t in valid if t in wanted]
+
+
 def run(args) -> int:
+    from ..devices import resolve_device
     from ..separation.registry import load_model
     from ..separation.separator import Separator
 
+    out = Path(args.out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise AudioError(out, "--out is a file, not a folder")
+    device = resolve_device(args.device)
     settings = settings_from_args(args)
     model_ref = args.model_file or args.model
-    model = load_model(model_ref, device=args.device or "cpu")
-    separator = Separator(model, settings, device=args.device)
-    out = Path(args.out)
+    model = load_model(model_ref, device=str(device))
+    separator = Separator(model, settings, device=device)
+    names = output_names(separator, args)
+    files_written = [f"{n}.{_ext(args.format)}" for n in names]
+    paths = [Path(song) for song in args.songs]
+    bases = result_bases(paths)
+    taken: list[str] = []
     failed = 0
-    for song in args.songs:
-        path = Path(song)
+
+    def warn(message: str) -> None:
+        print(f"unmix: warning: {message}", file=sys.stderr)
+
+    for path, base in zip(paths, bases):
+        if base is None:
+            print(f"unmix: note: {path}: listed twice, separated once", file=sys.stderr)
+            continue
         label = path.name if len(path.name) <= 40 else path.name[:37] + "..."
-        bar = None if args.quiet else ProgressBar(label)
+        bar = None
         try:
-            audio = load_audio(path, max_duration=args.max_duration)
+            final_dir, why = outputs.choose_result_dir(out, base, files_written, taken, protect=(path,))
+            taken.append(final_dir.name)
+            if base != song_name(path):
+                print(f"unmix: note: {path}: another song of this run is also named '{song_name(path)}'; "
+                      f"its stems go to '{base}'", file=sys.stderr)
+            if why:
+                print(f"unmix: note: {path}: {why}; writing to {final_dir}", file=sys.stderr)
+            bar = None if args.quiet else ProgressBar(label)
+            audio = load_audio(path, max_duration=args.max_duration, on_warning=warn)
             if args.stems == 4:
                 stems = separator.separate(audio, progress=bar)
                 from ..separation.fourstems import four_stems
 
                 stems = four_stems(stems)
-                if args.targets:
-                    wanted = [t.strip() for t in args.targets.split(",")]
-                    stems = {k: v for k, v in stems.items() if k in wanted}
+                stems = {k: v for k, v in stems.items() if k in names}
             else:
                 stems = separator.stream(audio, progress=bar)
-            files = write_stems(stems, out / song_name(path), args.format, protect=(path,))
+            files = write_stems(stems, final_dir, args.format, protect=(path,))
             if bar:
-                bar.close(f"{label}: {len(files)} stems -> {out / song_name(path)}")
-        except UnmixError as exc:
+                bar.close(f"{label}: {len(files)} stems -> {final_dir}")
+        except (UnmixError, OSError) as exc:
             if bar:
                 bar.close()
+            if isinstance(exc, OSError):
+                exc = AudioError(exc.filename or path, exc.strerror or str(exc))
             print(f"unmix: error: {exc}", file=sys.stderr)
             failed += 1
     if failed:

@@ -39,15 +39,31 @@ OFFICIAL_MODELS: dict[str, dict] = {
 _HASH_RE = re.compile(r"-([0-9a-f]{8,64})\.pth?$")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
 def config_from_state_dict(state: dict) -> dict:
-    """Infer OpenUnmix(...) arguments from an official state_dict's shapes."""
+    """Infer OpenUnmix(...) arguments from an official state_dict's shapes.
+
+    Raises :class:`ModelError` (one line) when a tensor is missing or has a shape no open-unmix
+    network has.
+    """
     try:
-        hidden, in_features = state["fc1.weight"].shape
-        max_bin = state["input_mean"].shape[0]
-        nb_bins = state["output_mean"].shape[0]
+        fc1, input_mean, output_mean = state["fc1.weight"], state["input_mean"], state["output_mean"]
     except KeyError as exc:
         raise ModelError(f"not an open-unmix checkpoint (missing {exc.args[0]})") from None
+    if fc1.ndim != 2 or input_mean.ndim != 1 or output_mean.ndim != 1:
+        raise ModelError("not an open-unmix checkpoint (fc1.weight must be 2-D, input_mean and output_mean 1-D; "
+                         f"got {tuple(fc1.shape)}, {tuple(input_mean.shape)}, {tuple(output_mean.shape)})")
+    hidden, in_features = fc1.shape
+    max_bin, nb_bins = input_mean.shape[0], output_mean.shape[0]
     layers = len([k for k in state if re.fullmatch(r"lstm\.weight_ih_l\d+", k)])
+    if min(hidden, in_features, max_bin, nb_bins, layers) <= 0 or in_features % max_bin or max_bin > nb_bins:
+        raise ModelError(f"not an open-unmix checkpoint (inconsistent shapes: fc1.weight {tuple(fc1.shape)}, "
+                         f"input_mean {tuple(input_mean.shape)}, output_mean {tuple(output_mean.shape)}, "
+                         f"{layers} LSTM layers)")
     unidirectional = not any(k.endswith("_reverse") for k in state)
     return {"nb_bins": int(nb_bins), "nb_channels": int(in_features // max_bin), "hidden_size": int(hidden),
             "nb_layers": layers, "unidirectional": unidirectional, "max_bin": int(max_bin)}
@@ -55,11 +71,19 @@ def config_from_state_dict(state: dict) -> dict:
 
 def load_state_dict(path: str | os.PathLike) -> dict:
     try:
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        size = os.path.getsize(path)
     except FileNotFoundError:
         raise ModelError(f"{path}: file not found") from None
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, ...
-        raise ModelError(f"{path}: refused or unreadable checkpoint ({str(exc).splitlines()[0][:200]})") from exc
+    except OSError as exc:
+        raise ModelError(f"{path}: {exc.strerror or _first_line(exc)}") from None
+    if os.path.isdir(path):
+        raise ModelError(f"{path}: is a folder, not a .pth checkpoint")
+    if size == 0:
+        raise ModelError(f"{path}: file is empty")
+    try:
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, ...
+        raise ModelError(f"{path}: refused or unreadable checkpoint ({_first_line(exc)})") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -69,11 +93,15 @@ def load_state_dict(path: str | os.PathLike) -> dict:
 
 def load_official_network(path: str | os.PathLike) -> OpenUnmix:
     state = load_state_dict(path)
-    net = OpenUnmix(**config_from_state_dict(state))
     try:
+        config = config_from_state_dict(state)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    try:
+        net = OpenUnmix(**config)
         net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{path}: does not match the open-unmix layout ({str(exc)[:200]})") from exc
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: does not match the open-unmix layout ({_first_line(exc)})") from exc
     return net.eval()
 
 

@@ -1,0 +1,198 @@
+"""Files and folders the app writes, and how it proves which ones are its own.
+
+* Temporary names carry the writing process's id: ``.<name>.part-<pid>-<random>.<ext>`` for a
+  file, ``.<name>.partial-<pid>-<random>`` for a folder. A later run removes such leftovers
+  (after a kill -9 or a power cut) only when that process no longer exists
+  (:func:`remove_stale`). The user's name is cut to :data:`NAME_LIMIT` characters in them, so a
+  long song name never makes the temporary name too long for the file system.
+* A result folder the app created holds :data:`MARKER`, a small JSON file listing the files the
+  app wrote there with their size and modification time. Only those files (still as written)
+  are ever replaced or removed; anything else in the folder is the user's and is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import AudioError
+
+MARKER = ".unmix-stems.json"
+NAME_LIMIT = 40
+_PARTIAL_DIR = re.compile(r"^\..*\.partial-(\d+)-[A-Za-z0-9_]+$")
+_PART_FILE = re.compile(r"^\..*\.part-(\d+)-[A-Za-z0-9_]+\.[A-Za-z0-9]+$")
+
+
+def umask() -> int:
+    """The process umask (read without changing it for long)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours counts; unknown means alive, to be safe)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def temp_file(folder: Path, name: str, suffix: str) -> Path:
+    """A new empty file ``folder/.<name>.part-<pid>-<random><suffix>`` with ordinary permissions."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name[:NAME_LIMIT]}.part-{os.getpid()}-", suffix=suffix, dir=folder)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; the result is an ordinary file
+    return Path(tmp)
+
+
+def temp_dir(parent: Path, name: str) -> Path:
+    """A new empty folder ``parent/.<name>.partial-<pid>-<random>`` with ordinary permissions."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name[:NAME_LIMIT]}.partial-{os.getpid()}-", dir=parent))
+    os.chmod(tmp, 0o777 & ~umask())
+    return tmp
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Remove the app's temporary files/folders in ``folder`` whose writing process is gone.
+
+    A partial folder is removed only when it holds nothing but plain files. Errors are ignored
+    (a leftover is harmless; the next run tries again). Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                match = _PARTIAL_DIR.match(entry.name)
+                if not match or pid_alive(int(match.group(1))):
+                    continue
+                if any(not e.is_file(follow_symlinks=False) for e in os.scandir(entry.path)):
+                    continue
+                shutil.rmtree(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                match = _PART_FILE.match(entry.name)
+                if not match or pid_alive(int(match.group(1))):
+                    continue
+                os.unlink(entry.path)
+            else:
+                continue
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+# -- result folders --------------------------------------------------------------------------
+def _stat(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def read_marker(folder: Path) -> dict[str, dict | None] | None:
+    """``{file name: {size, mtime_ns} or None}`` of the files the app wrote in ``folder``;
+    ``None`` when the folder is not one the app created (no readable marker)."""
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return None
+    return {str(k): (v if isinstance(v, dict) else None) for k, v in files.items()}
+
+
+def write_marker(folder: Path, files: dict[str, dict | None]) -> None:
+    """Atomically (re)write the marker. A ``None`` entry means "being replaced by the app now"."""
+    tmp = temp_file(folder, "unmix-stems", ".json")
+    try:
+        tmp.write_text(json.dumps({"app": "unmix-desktop", "version": 1, "files": files}, indent=1), encoding="utf-8")
+        os.replace(tmp, folder / MARKER)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def stamp(folder: Path, names) -> dict[str, dict]:
+    """Marker entries for files just written in ``folder``."""
+    return {name: _stat(folder / name) for name in names}
+
+
+def owns(folder: Path, name: str, owned: dict[str, dict | None]) -> bool:
+    """True when ``folder/name`` is a file the app wrote and nobody changed since."""
+    if name not in owned:
+        return False
+    expected = owned[name]
+    path = folder / name
+    if path.is_symlink() or not path.is_file():
+        return not path.exists() and not path.is_symlink()
+    if expected is None:
+        return True
+    try:
+        return _stat(path) == {"size": expected.get("size"), "mtime_ns": expected.get("mtime_ns")}
+    except OSError:
+        return False
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == Path(b).resolve() or (a.exists() and Path(b).exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def unusable_reason(folder: Path, files: list[str], protect=()) -> str | None:
+    """Why result files ``files`` cannot be written into ``folder`` (``None``: they can).
+
+    Usable: a folder that does not exist yet, or one the app created whose files of those
+    names are absent or were written by the app and not changed since.
+    """
+    if not os.path.lexists(folder):
+        return None
+    if folder.is_symlink() or not folder.is_dir():
+        return "exists and is not a folder"
+    owned = read_marker(folder)
+    if owned is None:
+        return "exists and was not created by unmix"
+    for name in files:
+        path = folder / name
+        if not os.path.lexists(path):
+            continue
+        if any(_same(path, p) for p in protect):
+            return f"{name} there is the song being separated"
+        if not owns(folder, name, owned):
+            return f"{name} there was not written by unmix (or was changed since)"
+    return None
+
+
+def choose_result_dir(out: Path, base: str, files: list[str], taken=(), protect=(),
+                      tries: int = 10) -> tuple[Path, str | None]:
+    """The folder under ``out`` for one song's results, and why it is not ``out/base`` (or ``None``).
+
+    Tries ``base``, ``base (stems)``, ``base (stems 2)`` … and returns the first usable one whose
+    name (case-insensitively) is not in ``taken``. Raises :class:`AudioError` when none is usable.
+    """
+    names = [base, f"{base} (stems)"] + [f"{base} (stems {i})" for i in range(2, tries)]
+    first = None
+    taken = {t.casefold() for t in taken}
+    for name in names:
+        if name.casefold() in taken:
+            first = first or "is used by an earlier song of this run"
+            continue
+        reason = unusable_reason(out / name, files, protect)
+        if reason is None:
+            return out / name, (None if name == base else f"{out / base} {first}")
+        first = first or reason
+    raise AudioError(out / base, f"{first}; and so are '{names[1]}' .. '{names[-1]}' (choose another --out)")
