@@ -62,6 +62,11 @@ def temp_dir(parent: Path, name: str) -> Path:
     return tmp
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of the app's temporary file/folder names."""
+    return bool(_PARTIAL_DIR.match(name) or _PART_FILE.match(name))
+
+
 def remove_stale(folder: Path) -> list[Path]:
     """Remove the app's temporary files/folders in ``folder`` whose writing process is gone.
 

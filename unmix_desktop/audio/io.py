@@ -166,6 +166,16 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
+def soundfile_os_error(exc: BaseException, path: str | os.PathLike) -> OSError | None:
+    """The OS error behind a libsndfile "System error." (disk full, file too large, ...), if any."""
+    if "system error" not in str(exc).lower():
+        return None
+    import soundfile as sf
+
+    code = getattr(getattr(sf, "_ffi", None), "errno", 0)
+    return OSError(code, os.strerror(code), os.fspath(path)) if code else None
+
+
 def _soundfile_error(path: Path, exc: BaseException) -> AudioError:
     text = str(exc).lower()
     if "format not recognised" in text or "unknown format" in text or "not recognised" in text:
@@ -314,7 +324,10 @@ def save_audio(
         path.parent.mkdir(parents=True, exist_ok=True)
         outputs.remove_stale(path.parent)
         tmp_name = outputs.temp_file(path.parent, path.stem, suffix)
-        sf.write(tmp_name, data, sample_rate, subtype=subtype, format=WRITE_FORMATS[suffix])
+        try:
+            sf.write(tmp_name, data, sample_rate, subtype=subtype, format=WRITE_FORMATS[suffix])
+        except RuntimeError as exc:
+            raise (soundfile_os_error(exc, path) or exc) from exc
         os.replace(tmp_name, path)
     except BaseException as exc:  # KeyboardInterrupt/SIGTERM too: never leave the temporary file
         if tmp_name is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import outputs
-from ..audio.io import DEFAULT_MAX_DURATION, load_audio
+from ..audio.io import DEFAULT_MAX_DURATION, load_audio, soundfile_os_error
 from ..errors import AudioError, UnmixError, UsageError
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
@@ -72,14 +73,17 @@ def _ext(fmt: str) -> str:
 def _write_error(path: Path, exc: BaseException) -> AudioError:
     """One line for a failed write: the OS reason when there is one (disk full, read-only, ...)."""
     if isinstance(exc, OSError):
-        where = exc.filename or path
+        name = exc.filename2 or exc.filename  # a rename names its destination second
+        where = Path(os.fsdecode(name)) if name else path
+        if outputs.is_temp_name(where.name):  # name the user's folder, not our temporary file
+            where = where.parent
         return AudioError(where, exc.strerror or str(exc))
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    try:
-        if shutil.disk_usage(path.parent if not path.is_dir() else path).free < (1 << 20):
-            reason = "No space left on device"
+    try:  # libsndfile does not say why a write failed; a full disk is the usual reason
+        if shutil.disk_usage(path if path.is_dir() else path.parent).free < (1 << 20):
+            return AudioError(path, os.strerror(errno.ENOSPC))
     except OSError:
         pass
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return AudioError(path, f"could not write ({reason[:160]})")
 
 
@@ -142,7 +146,10 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
                     if SUBTYPES[fmt] != "FLOAT":
                         clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
                         audio = np.clip(audio, -1.0, 1.0)
-                    files[name].write(audio)
+                    try:
+                        files[name].write(audio)
+                    except RuntimeError as exc:  # LibsndfileError: a full disk, a file size limit...
+                        raise (soundfile_os_error(exc, final_dir) or exc) from exc
             for fh in files.values():
                 fh.close()
             names = [f"{name}.{ext}" for name in files]
@@ -151,6 +158,8 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
                 try:
                     os.rename(work, final_dir)
                 except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                        raise
                     raise AudioError(final_dir, "appeared while the stems were written; run again") from exc
                 work = None
             else:
