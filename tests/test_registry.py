@@ -223,3 +223,13 @@ def test_validate_model_name_accepts_ordinary_names():
         assert validate_model_name(name) == name
     with pytest.raises(ModelError):
         validate_model_name("x" * 101)
+
+
+def test_an_unusable_user_models_folder_leaves_the_built_in_models(tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    r = unmix("models", env_extra={"UNMIX_DATA_DIR": str(blocker / "data")})
+    assert r.returncode == 0 and "umx-mir1k" in r.stdout
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("unmix: warning: skipping user models: ") and str(blocker / "data") in line
+    assert blocker.read_text() == "not a folder"

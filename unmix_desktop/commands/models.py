@@ -76,7 +76,8 @@ def run(args) -> int:
         return 0
     models, broken = scan_models()
     for bad in broken:
-        print(f"unmix: warning: skipping model '{bad.name}': {bad.reason}", file=sys.stderr)
+        what = f"skipping model '{bad.name}'" if bad.name else "skipping user models"
+        print(f"unmix: warning: {what}: {bad.reason}", file=sys.stderr)
     if not models:
         print("No separation model is installed.")
         return 0

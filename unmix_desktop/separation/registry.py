@@ -38,7 +38,8 @@ class ModelInfo:
 
 @dataclass
 class BrokenModel:
-    """A model folder that was skipped; ``reason`` is one line naming the file and what is wrong."""
+    """A model folder that was skipped; ``reason`` is one line naming the file and what is wrong.
+    ``name`` is empty when a whole models folder could not be read."""
 
     name: str
     location: str
@@ -67,7 +68,7 @@ def _bundle_infos(root: Path, kind: str, broken: list[BrokenModel]) -> list[Mode
             return infos
         folders = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir())
     except OSError as exc:
-        broken.append(BrokenModel(root.name, str(root), f"{root}: cannot list models ({exc.strerror or exc})"))
+        broken.append(BrokenModel("", str(root), f"{root}: cannot list models ({exc.strerror or exc})"))
         return infos
     for folder in folders:
         try:
@@ -117,8 +118,8 @@ def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
         user_root = user_models_dir()
     except OSError as exc:
         root = Path(exc.filename) if getattr(exc, "filename", None) else Path("models")
-        broken.append(BrokenModel(root.name, str(root), f"{root}: cannot open the user models folder "
-                                                        f"({exc.strerror or exc})"))
+        broken.append(BrokenModel("", str(root), f"{root}: cannot open the user models folder "
+                                                 f"({exc.strerror or exc})"))
     else:
         taken = {m.name for m in models}
         for user in _bundle_infos(user_root, "user", broken):
