@@ -152,3 +152,203 @@ def test_separation_job_uses_the_cache(song_file, tmp_path, tiny_umx):
                                 cache, lambda s, f: None, threading.Event())
     assert not third.from_cache
     assert len(cache.entries()) == 2
+
+
+# --- damaged entries: never served, deleted, recomputed -----------------------------------------------
+
+def _data_offset(npy) -> int:
+    with open(npy, "rb") as fh:
+        assert np.lib.format.read_magic(fh) == (1, 0)
+        np.lib.format.read_array_header_1_0(fh)
+        return fh.tell()
+
+
+def _flip_bit(folder):
+    npy = folder / "stem1.npy"
+    data = bytearray(npy.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    npy.write_bytes(bytes(data))
+
+
+def _zero_data(folder):
+    npy = folder / "stem0.npy"
+    off = _data_offset(npy)
+    data = npy.read_bytes()
+    npy.write_bytes(data[:off] + bytes(len(data) - off))
+
+
+def _nan_data(folder):
+    npy = folder / "mixture.npy"
+    off = _data_offset(npy)
+    data = npy.read_bytes()
+    npy.write_bytes(data[:off] + np.full((len(data) - off) // 4, np.nan, np.float32).tobytes())
+
+
+def _truncate(folder):
+    npy = folder / "stem0.npy"
+    npy.write_bytes(npy.read_bytes()[:-8])
+
+
+def _meta(text):
+    def damage(folder):
+        (folder / "meta.json").write_bytes(text)
+    return damage
+
+
+def _npz_stem(folder):
+    """The stem file replaced by an .npz archive (same name) holding the same array."""
+    arr = np.load(folder / "stem0.npy")
+    with open(folder / "stem0.npy", "wb") as fh:
+        np.savez(fh, arr)
+
+
+def _edit_meta(edit):
+    def damage(folder):
+        import json
+
+        meta = json.loads((folder / "meta.json").read_text())
+        edit(meta, folder)
+        (folder / "meta.json").write_text(json.dumps(meta))
+    return damage
+
+
+def _rename_stem(meta, folder):  # an unexpected stem file name (an .npz) in the listing
+    (folder / "stem0.npy").rename(folder / "stem0.npz")
+    meta["stems"][0][1] = "stem0.npz"
+    meta["checks"]["stem0.npz"] = meta["checks"].pop("stem0.npy")
+
+
+def _outside_stem(meta, folder):  # a listing that points outside the entry
+    meta["stems"][0][1] = "../../../outside.npy"  # = tmp_path/outside.npy
+
+
+def _float64_stem(meta, folder):  # a well-formed .npy of the wrong dtype, with a matching checksum
+    import zlib
+
+    np.save(folder / "stem0.npy", np.load(folder / "stem0.npy").astype(np.float64))
+    data = (folder / "stem0.npy").read_bytes()
+    meta["checks"]["stem0.npy"] = {"size": len(data), "crc32": zlib.crc32(data)}
+
+
+def _old_format(meta, folder):  # an entry of the previous format (no checksums)
+    meta["format"] = 1
+    del meta["checks"]
+
+
+DAMAGES = {
+    "bit flip": _flip_bit,
+    "zeroed data": _zero_data,
+    "NaN data": _nan_data,
+    "truncated": _truncate,
+    "meta []": _meta(b"[]"),
+    "meta null": _meta(b"null"),
+    "meta garbage": _meta(b"\xff\xfe{not json"),
+    "meta {}": _meta(b"{}"),
+    "meta deep": _meta(b"[" * 100000),
+    "npz stem": _npz_stem,
+    "npz stem name": _edit_meta(_rename_stem),
+    "stem outside the entry": _edit_meta(_outside_stem),
+    "float64 stem": _edit_meta(_float64_stem),
+    "missing mixture": lambda folder: (folder / "mixture.npy").unlink(),
+    "stem is a folder": lambda folder: ((folder / "stem1.npy").unlink(), (folder / "stem1.npy").mkdir()),
+    "other entry's meta": _edit_meta(lambda meta, folder: meta.update(key="0" * 40)),
+    "old format": _edit_meta(_old_format),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_entry_is_a_miss_and_is_deleted(tmp_path, damage):
+    root = tmp_path / "cache" / "stems"
+    cache = StemCache(root)
+    outside = tmp_path / "outside.npy"  # a file of the user's next to the cache: never read, never deleted
+    np.save(outside, np.zeros((2000, 2), np.float32))
+    stems = _stems()
+    mixture = stems["vocals"] + stems["accompaniment"]
+    key = make_key("abc", "m", "s")
+    other = make_key("def", "m", "s")
+    cache.put(other, _stems(seed=5), mixture)
+    folder = cache.put(key, stems, mixture)
+    assert cache.get(key) is not None
+
+    DAMAGES[damage](folder)
+    assert cache.get(key) is None
+    assert not folder.exists()
+    assert outside.is_file() and cache.get(other) is not None  # only that entry was deleted
+    # the caller recomputes and stores it again: served once more
+    cache.put(key, stems, mixture)
+    entry = cache.get(key)
+    np.testing.assert_array_equal(entry.stems["accompaniment"], stems["accompaniment"])
+    np.testing.assert_array_equal(entry.mixture, mixture)
+
+
+def test_a_linked_entry_is_unlinked_not_followed(tmp_path):
+    """An entry folder that is a symbolic link to a user's folder: a miss, and only the link goes."""
+    cache = StemCache(tmp_path / "stems")
+    key = make_key("abc", "m", "s")
+    folder = cache.put(key, _stems())
+    user = tmp_path / "my folder"
+    folder.rename(user)
+    folder.symlink_to(user, target_is_directory=True)
+    assert cache.get(key) is None
+    assert not folder.is_symlink() and not folder.exists()
+    assert sorted(p.name for p in user.iterdir()) == ["meta.json", "stem0.npy", "stem1.npy"]
+    cache.put(key, _stems())
+    assert cache.get(key) is not None and sorted(p.name for p in user.iterdir())[0] == "meta.json"
+    cache.clear()
+    assert (user / "stem0.npy").is_file()
+
+
+def test_meta_records_size_and_checksum_of_each_file(tmp_path):
+    import json
+    import zlib
+
+    cache = StemCache(tmp_path / "stems")
+    folder = cache.put(make_key("abc", "m", "s"), _stems(), np.zeros((2000, 2), np.float32))
+    meta = json.loads((folder / "meta.json").read_text())
+    names = ["stem0.npy", "stem1.npy", "mixture.npy"]
+    assert sorted(meta["checks"]) == sorted(names)
+    for name in names:
+        data = (folder / name).read_bytes()
+        assert meta["checks"][name] == {"size": len(data), "crc32": zlib.crc32(data)}
+        assert np.load(folder / name).dtype == np.float32  # plain .npy files
+
+
+def test_stale_partial_writes_are_removed(tmp_path):
+    import os
+    import time
+
+    cache = StemCache(tmp_path / "stems")
+    cache.root.mkdir(parents=True)
+    stale = cache.root / ".0123abcd.x1.part"
+    fresh = cache.root / ".4567abcd.x2.part"  # maybe another process writing right now: kept
+    for part in (stale, fresh):
+        part.mkdir()
+        (part / "stem0.npy").write_bytes(b"partial")
+    old = time.time() - 2 * cache_mod.STALE_PART_SECONDS
+    os.utime(stale, (old, old))
+    cache.put(make_key("abc", "m", "s"), _stems())
+    assert not stale.exists() and fresh.is_dir()
+
+
+def test_separation_job_recomputes_a_damaged_entry(song_file, tmp_path, tiny_umx):
+    loads = []
+
+    def loader(name):
+        loads.append(name)
+        return tiny_umx
+
+    provider = jobs.ModelProvider(loader)
+    cache = StemCache(tmp_path / "stems")
+    request = jobs.SeparationRequest(song_file, "tiny", SeparationSettings())
+    first = jobs.run_separation(request, provider, cache, lambda s, f: None, threading.Event())
+    [(key, _, _)] = cache.entries()
+    _flip_bit(cache.root / key)
+
+    second = jobs.run_separation(request, provider, cache, lambda s, f: None, threading.Event())
+    assert not second.from_cache  # recomputed, not served
+    for name in first.stems:
+        np.testing.assert_allclose(second.stems[name], first.stems[name], atol=1e-6)
+    third = jobs.run_separation(request, provider, cache, lambda s, f: None, threading.Event())
+    assert third.from_cache  # the recomputed entry was stored again
+    for name in first.stems:
+        np.testing.assert_array_equal(third.stems[name], second.stems[name])

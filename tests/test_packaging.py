@@ -1,4 +1,5 @@
-"""Desktop integration (.desktop entry, icons, make install-desktop) and the PyInstaller bundle.
+"""Desktop integration (.desktop entry, icons, make install-desktop), the wheel (a plain install has
+the bundled model and icons) and the PyInstaller bundle.
 
 The bundle test is marked slow (it builds the bundle: minutes of CPU); `make test-slow` runs it.
 """
@@ -6,6 +7,7 @@ The bundle test is marked slow (it builds the bundle: minutes of CPU); `make tes
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shutil
 import struct
@@ -233,6 +235,137 @@ def test_install_desktop_refuses_a_missing_executable(tmp_path):
     assert result.returncode == 1
     assert str(tmp_path / "nope") in result.stderr and "not an executable" in result.stderr
     assert not (tmp_path / "applications" / "unmix-desktop.desktop").exists()
+
+
+# --- the wheel: resources/ ships inside the package -------------------------------------------------
+
+SOURCE_FILES = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md"]
+
+
+def _source_copy(dest: Path) -> Path:
+    """A copy of what a clean clone holds for building (no build/, no egg-info, no caches)."""
+    dest.mkdir(parents=True)
+    for name in SOURCE_FILES:
+        shutil.copy2(ROOT / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "unmix_desktop", dest / "unmix_desktop", ignore=ignore)
+    shutil.copytree(ROOT / "resources", dest / "resources", ignore=ignore)
+    return dest
+
+
+def _pip(*args: str, cwd: Path) -> None:
+    # --no-build-isolation: build with this environment's setuptools (no download)
+    result = subprocess.run([sys.executable, "-m", "pip", *args, "--no-index", "--no-deps", "--no-build-isolation",
+                             "-q", "--disable-pip-version-check"], capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def _deps_path() -> str:
+    """Where this interpreter's dependencies (torch, numpy ...) are installed."""
+    import sysconfig
+
+    return os.pathsep.join(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
+
+
+def _resource_names() -> list[str]:
+    return sorted(str(p.relative_to(ROOT / "resources")) for p in (ROOT / "resources").rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts)
+
+
+def test_source_checkout_reads_the_top_level_resources():
+    from unmix_desktop import paths
+
+    assert paths.resources_dir() == ROOT / "resources"
+    assert not (ROOT / "unmix_desktop" / "resources").exists()  # the copy exists only inside wheels
+
+
+def test_plain_wheel_install_has_the_bundled_model_and_icons(tmp_path):
+    """sdist -> wheel (as `python -m build` does) -> `pip install --target` -> run the installed `unmix`
+    with only that install and the dependencies on the path (no checkout, no editable finder)."""
+    import tarfile
+    import zipfile
+
+    src = _source_copy(tmp_path / "src")
+    build = subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
+                            "print(b.build_sdist(sys.argv[1]))", str(tmp_path / "sdist")],
+                           capture_output=True, text=True, cwd=src, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    sdist = tmp_path / "sdist" / build.stdout.strip().splitlines()[-1]
+    with tarfile.open(sdist) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        assert f"{top}/resources/models/umx-mir1k/model.safetensors" in tar.getnames()
+
+    _pip("wheel", "-w", str(tmp_path / "dist"), str(sdist), cwd=tmp_path)
+    [wheel] = (tmp_path / "dist").glob("unmix_desktop-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    shipped = sorted(n.removeprefix("unmix_desktop/resources/") for n in names
+                     if n.startswith("unmix_desktop/resources/"))
+    assert shipped == _resource_names()
+    assert {n.split("/")[0] for n in names} == {"unmix_desktop", wheel.name.split("-py3")[0] + ".dist-info"}
+
+    site = tmp_path / "site"
+    _pip("install", "--target", str(site), str(wheel), cwd=tmp_path)
+    env = {**_bundle_env(tmp_path), "PYTHONPATH": os.pathsep.join([str(site), _deps_path()])}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        # -S: no site-packages .pth files, so the checkout's editable install cannot answer the import
+        result = subprocess.run([sys.executable, "-S", *args], env=env, capture_output=True, text=True,
+                                cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result
+
+    models = run(str(site / "bin" / "unmix"), "models").stdout
+    [row] = [line.split() for line in models.splitlines() if line.startswith("umx-mir1k ")]
+    assert row[-2:] == ["bundled", str(site / "unmix_desktop" / "resources" / "models" / "umx-mir1k")]
+
+    probe = run("-c", "import json, unmix_desktop.paths as p; r = p.resources_dir(); "
+                "icons = (r / 'icons' / 'hicolor').glob('*/apps/unmix-desktop.png'); "
+                "print(json.dumps([p.__file__, str(r), sorted(map(str, icons))]))")
+    module, resources, icons = json.loads(probe.stdout)
+    assert Path(module).parent == site / "unmix_desktop" and Path(resources) == site / "unmix_desktop" / "resources"
+    assert len(icons) == len(ICON_SIZES)  # what ui/app.py's window icon globs for
+    for icon in map(Path, icons):
+        size = int(icon.parent.parent.name.split("x")[0])
+        assert png_size(icon) == (size, size)
+    assert read_entry(Path(resources) / "unmix-desktop.desktop")["Icon"] == "unmix-desktop"
+
+    # the installed model's weights are intact: it separates a song
+    import soundfile as sf
+
+    from conftest import make_song
+
+    sf.write(tmp_path / "song.wav", make_song(1.0)["mixture"] * 0.5, 44100, subtype="FLOAT")
+    run(str(site / "bin" / "unmix"), "separate", str(tmp_path / "song.wav"), "--out", str(tmp_path / "out"),
+        "--model", "umx-mir1k", "--format", "wavf", "--quiet")
+    assert sorted(p.name for p in (tmp_path / "out" / "song").iterdir()) == ["accompaniment.wav", "vocals.wav"]
+
+
+def test_editable_install_reads_the_checkout_resources(tmp_path):
+    """An editable wheel copies nothing: the installed package maps to the checkout and its resources/."""
+    import zipfile
+
+    src = _source_copy(tmp_path / "src")
+    build = subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
+                            "print(b.build_editable(sys.argv[1]))", str(tmp_path / "dist")],
+                           capture_output=True, text=True, cwd=src, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    wheel = tmp_path / "dist" / build.stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(wheel) as zf:
+        assert not [n for n in zf.namelist() if "resources" in n]
+    site = tmp_path / "site"
+    _pip("install", "--target", str(site), str(wheel), cwd=tmp_path)
+    # the install's own editable finder first (the checkout's venv has one of the same name)
+    env = {**_bundle_env(tmp_path), "PYTHONPATH": os.pathsep.join([str(site), _deps_path()])}
+    code = (f"import site, json; site.addsitedir({str(site)!r}); import unmix_desktop.paths as p; "
+            "from unmix_desktop.separation.registry import list_models; "
+            "print(json.dumps([p.__file__, str(p.resources_dir()), [m.location for m in list_models()]]))")
+    result = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    module, resources, locations = json.loads(result.stdout)
+    assert Path(module) == src / "unmix_desktop" / "paths.py" and Path(resources) == src / "resources"
+    assert str(src / "resources" / "models" / "umx-mir1k") in locations
 
 
 # --- the bundle ---------------------------------------------------------------------------------------

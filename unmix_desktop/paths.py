@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import sys
 from pathlib import Path
@@ -57,10 +58,21 @@ def user_models_dir() -> Path:
 
 
 def resources_dir() -> Path:
-    """The bundled ``resources/`` folder (next to the package, or inside a PyInstaller bundle)."""
+    """The bundled resources (models, icons, desktop entry).
+
+    In order: a PyInstaller bundle's ``sys._MEIPASS/resources``; the package's own
+    ``unmix_desktop/resources/`` (a wheel install: setup.py copies the checkout's ``resources/``
+    there), found through ``importlib.resources``; the ``resources/`` folder next to the package
+    (a source checkout or an editable install)."""
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         return Path(frozen) / "resources"
+    try:
+        packaged = importlib.resources.files(__package__) / "resources"
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - loaded without its package
+        packaged = None
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parent.parent / "resources"
 
 

@@ -1,11 +1,15 @@
 """`unmix models`: list installed models (name, targets, size, where); import or download
-official open-unmix weights into the user models folder."""
+official open-unmix weights into the user models folder.
+
+A damaged model folder is skipped with one warning line on stderr (folder and reason); the
+others are listed. ``--import --name`` takes a plain folder name: paths, ``..``, hidden or empty
+names and names already installed are refused before anything is written."""
 
 from __future__ import annotations
 
 import sys
 
-from ..errors import UnmixError
+from ..errors import ModelError, UnmixError
 from ..progress import ProgressBar
 
 
@@ -23,12 +27,34 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def run(args) -> int:
-    from ..separation import official
+def _import_name(name: str | None) -> str:
+    """The checked name of the model ``--import`` creates; raises :class:`ModelError` (one line)."""
+    from ..paths import user_models_dir
+    from ..separation.bundle import validate_model_name
     from ..separation.registry import list_models
 
+    name = validate_model_name("umx-imported" if name is None else name)
+    if any(m.name == name and m.kind != "user" for m in list_models()):
+        raise ModelError(f"invalid model name '{name}': a built-in model has that name")
+    try:
+        root = user_models_dir()
+    except OSError as exc:
+        raise ModelError(f"{exc.filename or 'user models folder'}: cannot create the models folder "
+                         f"({exc.strerror or exc})") from exc
+    folder = root / name
+    if folder.exists() or folder.is_symlink():
+        raise ModelError(f"{folder}: a model named '{name}' is already installed "
+                         "(choose another --name, or delete that folder first)")
+    return name
+
+
+def run(args) -> int:
+    from ..separation import official
+    from ..separation.registry import scan_models
+
     if args.import_files:
-        folder = official.import_official(args.import_files, args.name or "umx-imported")
+        name = _import_name(args.name)
+        folder = official.import_official(args.import_files, name)
         print(f"Imported {len(args.import_files)} checkpoint(s) as {folder.name} -> {folder}")
         return 0
     if args.download:
@@ -48,7 +74,10 @@ def run(args) -> int:
             raise
         print(f"Installed {args.download} -> {folder}")
         return 0
-    models = list_models()
+    models, broken = scan_models()
+    for bad in broken:
+        what = f"skipping model '{bad.name}'" if bad.name else "skipping user models"
+        print(f"unmix: warning: {what}: {bad.reason}", file=sys.stderr)
     if not models:
         print("No separation model is installed.")
         return 0

