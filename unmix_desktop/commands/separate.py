@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import DEFAULT_MAX_DURATION, _umask, load_audio
+from ..audio.io import DEFAULT_MAX_DURATION, _umask
+from ..audio.stream import open_audio
 from ..errors import UnmixError
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
@@ -132,18 +133,15 @@ def run(args) -> int:
         label = path.name if len(path.name) <= 40 else path.name[:37] + "..."
         bar = None if args.quiet else ProgressBar(label)
         try:
-            audio = load_audio(path, max_duration=args.max_duration)
-            if args.stems == 4:
-                stems = separator.separate(audio, progress=bar)
-                from ..separation.fourstems import four_stems
-
-                stems = four_stems(stems)
-                if args.targets:
-                    wanted = [t.strip() for t in args.targets.split(",")]
-                    stems = {k: v for k, v in stems.items() if k in wanted}
-            else:
+            with open_audio(path, max_duration=args.max_duration) as audio:  # decoded as it is separated
                 stems = separator.stream(audio, progress=bar)
-            files = write_stems(stems, out / song_name(path), args.format, protect=(path,))
+                if args.stems == 4:
+                    from ..separation.fourstems import stream_four_stems
+
+                    wanted = [t.strip() for t in args.targets.split(",")] if args.targets else None
+                    stems = ((o, {k: v for k, v in b.items() if wanted is None or k in wanted})
+                             for o, b in stream_four_stems(stems))
+                files = write_stems(stems, out / song_name(path), args.format, protect=(path,))
             if bar:
                 bar.close(f"{label}: {len(files)} stems -> {out / song_name(path)}")
         except UnmixError as exc:
