@@ -8,7 +8,7 @@ Memory held by a source does not depend on the song's length.
 * :class:`ArraySource` serves an in-memory ``(n, 2)`` array.
 * :func:`open_audio` decodes a file like :func:`~unmix_desktop.audio.io.load_audio` (same formats,
   same checks and one-line errors, same output: float32 ``(n, 2)`` at 44.1 kHz), but in blocks:
-  libsndfile blocks or FFmpeg frames, folded to stereo, resampled with a streaming soxr resampler.
+  libsndfile blocks or FFmpeg frames (MP3 too, see :data:`STREAM_WITH_PYAV`), folded to stereo, resampled with a streaming soxr resampler.
   Checks that need the whole file (truncation, no samples) raise when the end is reached.
 * :func:`iter_windows` cuts a source into the same overlapping windows as
   :func:`~unmix_desktop.separation.windows.spans` gives for the whole length, holding at most one
@@ -28,6 +28,10 @@ from ..errors import AudioError
 from . import io
 
 BLOCK = 1 << 16  # frames decoded per read from libsndfile
+# libsndfile 1.2.2 decodes MP3 wrongly when read in pieces (samples after the first read are off by
+# up to 0.3 for a 0.3 sine; one read of the whole file is right), so MP3 is streamed through FFmpeg,
+# which gives the same samples as that one read (within 2e-6, same length).
+STREAM_WITH_PYAV = {".mp3"}
 
 
 class Source(Protocol):
@@ -258,7 +262,7 @@ def open_audio(path: str | os.PathLike, sample_rate: int = io.SAMPLE_RATE,
     info = io.audio_info(path)
     if info.duration > limit:
         raise AudioError(path, f"too long: {info.duration / 60:.1f} min (limit {limit / 60:.1f} min)")
-    if io._uses_pyav(path):
+    if io._uses_pyav(path) or path.suffix.lower() in STREAM_WITH_PYAV:
         return _PyAVReader(path, sample_rate)
     return _SoundFileReader(path, info, sample_rate)
 
@@ -275,27 +279,24 @@ class Window:
     fade_out: int
     done: int
     audio: np.ndarray
-
-    @property
-    def last(self) -> bool:
-        return self.done == self.end
+    last: bool
 
 
 def iter_windows(source: Source, win: int, overlap: int) -> Iterator[Window]:
     """The windows of ``spans(n, win, overlap)`` over a source of unknown length ``n``.
 
     ``spans`` merges a last window shorter than ``2 * overlap`` into the previous one. Reading ahead
-    ``win + overlap`` frames from each window's start is enough to decide that: with ``n`` frames
-    in all, the window at ``s`` is the last one (ending at ``n``) iff ``n < s + win + overlap``.
-    Holds at most ``win + overlap`` frames.
+    ``win + overlap`` frames (at least ``win + 1``) from each window's start is enough to decide
+    that: with ``n`` frames in all, the window at ``s`` is the last one (ending at ``n``) iff
+    ``n < s + win + max(overlap, 1)``. Holds at most that many frames.
     """
     if not 0 <= overlap <= win // 2 or win <= 0:
         raise ValueError(f"bad window {win} / overlap {overlap}")
-    step = win - overlap
+    step, ahead = win - overlap, win + max(overlap, 1)
     buf, buf_start, eof = _empty(), 0, False
     start, prev_end = 0, None
     while True:
-        need = start + win + overlap - (buf_start + buf.shape[0])
+        need = start + ahead - (buf_start + buf.shape[0])
         if need > 0 and not eof:
             parts = [buf]
             while need > 0:
@@ -309,14 +310,11 @@ def iter_windows(source: Source, win: int, overlap: int) -> Iterator[Window]:
                     break
             buf = np.concatenate(parts) if len(parts) > 1 else buf
         avail = buf_start + buf.shape[0]
-        if eof and avail < start + win + overlap:
-            end, done = avail, avail
-        else:
-            end, done = start + win, start + step
+        last = eof and avail < start + ahead
+        end, done = (avail, avail) if last else (start + win, start + step)
         fade_in = prev_end - start if prev_end is not None else 0
-        yield Window(start, end, fade_in, end - done if done < end else 0, done,
-                     buf[start - buf_start:end - buf_start])
-        if done >= end:
+        yield Window(start, end, fade_in, end - done, done, buf[start - buf_start:end - buf_start], last)
+        if last:
             return
         prev_end = end
         buf = buf[done - buf_start:]
