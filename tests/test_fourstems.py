@@ -119,3 +119,35 @@ def test_progress_cancel_and_label():
     assert "not a neural 4-stem model" in DESCRIPTION and CARD["description"] == DESCRIPTION
     silent = split_accompaniment(np.zeros((SR, 2), np.float32))
     assert all(np.all(v == 0) for v in silent.values())
+
+
+@pytest.mark.parametrize("seconds", [4.0, 6.7])
+def test_streamed_four_stems_equal_the_in_memory_split(tiny_umx, seconds):
+    """Window by window from the separator's stream (file source, windows of both stages cut at
+    different places) == four_stems(separate(whole array)), and the four stems sum to the song."""
+    from conftest import make_song
+    from unmix_desktop.audio.stream import ArraySource
+    from unmix_desktop.separation.fourstems import stream_four_stems
+    from unmix_desktop.separation.separator import Separator
+    from unmix_desktop.separation.settings import SeparationSettings
+
+    mix = make_song(seconds, seed=5)["mixture"]
+    sep = Separator(tiny_umx, SeparationSettings(window_s=1.5, overlap_s=0.3, niter=1), device="cpu", threads=1)
+    params = {"window_s": 2.0, "overlap_s": 0.5}
+    whole = four_stems(sep.separate(mix), **params)
+    got = {name: [] for name in ("vocals", "drums", "bass", "other")}
+    offset, fractions = 0, []
+    for off, blocks in stream_four_stems(sep.stream(ArraySource(mix)), progress=fractions.append,
+                                         frames=mix.shape[0], **params):
+        assert off == offset and set(blocks) == set(got)
+        lengths = {b.shape[0] for b in blocks.values()}
+        assert len(lengths) == 1
+        offset += lengths.pop()
+        for name, block in blocks.items():
+            got[name].append(block.copy())
+    assert offset == mix.shape[0]
+    assert fractions[-1] == 1.0
+    for name in got:
+        streamed = np.concatenate(got[name])
+        assert np.max(np.abs(streamed - whole[name])) <= 1e-4, name
+    np.testing.assert_allclose(sum(np.concatenate(v) for v in got.values()), mix, atol=1e-4)

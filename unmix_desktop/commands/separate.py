@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import outputs
-from ..audio.io import DEFAULT_MAX_DURATION, load_audio, soundfile_os_error
+from ..audio.io import DEFAULT_MAX_DURATION, soundfile_os_error
+from ..audio.stream import open_audio
 from ..errors import AudioError, UnmixError, UsageError
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
@@ -272,16 +273,14 @@ def run(args) -> int:
             if why:
                 print(f"unmix: note: {path}: {why}; writing to {final_dir}", file=sys.stderr)
             bar = None if args.quiet else ProgressBar(label)
-            audio = load_audio(path, max_duration=args.max_duration, on_warning=warn)
-            if args.stems == 4:
-                stems = separator.separate(audio, progress=bar)
-                from ..separation.fourstems import four_stems
-
-                stems = four_stems(stems)
-                stems = {k: v for k, v in stems.items() if k in names}
-            else:
+            # Decoded as it is separated, window by window: memory does not grow with the song.
+            with open_audio(path, max_duration=args.max_duration, on_warning=warn) as audio:
                 stems = separator.stream(audio, progress=bar)
-            files = write_stems(stems, final_dir, args.format, protect=(path,))
+                if args.stems == 4:
+                    from ..separation.fourstems import stream_four_stems
+
+                    stems = ((o, {k: v for k, v in b.items() if k in names}) for o, b in stream_four_stems(stems))
+                files = write_stems(stems, final_dir, args.format, protect=(path,))
             if bar:
                 bar.close(f"{label}: {len(files)} stems -> {final_dir}")
         except (UnmixError, OSError) as exc:

@@ -17,8 +17,11 @@ split further with classic DSP, for practice use (mute the drums, solo the bass)
    vocals + drums + bass + other to the mixture.
 
 Long songs are processed in overlapping windows (default 30 s, 2 s cross-fades with
-complementary ramps, the same scheme as the separator), so memory does not grow with the song
-beyond the output stems themselves. Same masks on both channels: the stereo image is kept.
+complementary ramps, the same scheme as the separator). :func:`stream_four_stems` takes the
+separator's stream of blocks and yields final four-stem blocks, holding one window: memory does
+not grow with the song at all. :func:`split_accompaniment` / :func:`four_stems` do the same on
+whole arrays (the same windows, so the same result). Same masks on both channels: the stereo
+image is kept.
 
 Limits, honestly: HPSS puts every sustained sound in "harmonic" (sustained cymbals and
 sub-kick tails leak into bass/other; strummed or plucked attacks into drums), and the bass stem
@@ -29,10 +32,11 @@ numbers: ``benchmarks/fourstems_dev.py``.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from ..audio.stream import iter_windows
 from ..errors import Cancelled
 from .windows import fade_weights, spans
 
@@ -184,3 +188,92 @@ def four_stems(
         raise ValueError(f"four_stems needs vocals and accompaniment stems (missing: {', '.join(missing)})")
     parts = split_accompaniment(stems["accompaniment"], sample_rate, progress, cancel, **params)
     return {"vocals": np.asarray(stems["vocals"], dtype=np.float32), **parts}
+
+
+class _AccompanimentSource:
+    """Reads the accompaniment out of the separator's ``(offset, {target: block})`` stream and keeps
+    the vocals of the same frames until :func:`stream_four_stems` hands them on (a source as in
+    :mod:`unmix_desktop.audio.stream`)."""
+
+    def __init__(self, blocks: Iterable[tuple[int, Mapping[str, np.ndarray]]], frames: int | None):
+        self._blocks = iter(blocks)
+        self.frames = frames
+        self._acc: list[np.ndarray] = []
+        self._acc_len = 0
+        self._vocals: list[np.ndarray] = []
+        self._vocals_start = 0
+        self._end = False
+
+    def read(self, frames: int) -> np.ndarray:
+        while self._acc_len < frames and not self._end:
+            try:
+                _, block = next(self._blocks)
+            except StopIteration:
+                self._end = True
+                break
+            missing = [k for k in ("vocals", "accompaniment") if k not in block]
+            if missing:
+                raise ValueError(f"four stems need vocals and accompaniment stems (missing: {', '.join(missing)})")
+            acc = np.asarray(block["accompaniment"], dtype=np.float32)
+            self._acc.append(acc)
+            self._acc_len += acc.shape[0]
+            self._vocals.append(np.asarray(block["vocals"], dtype=np.float32))
+        data = np.concatenate(self._acc) if self._acc else np.zeros((0, 2), np.float32)
+        out, rest = data[:frames], data[frames:]
+        self._acc = [rest] if rest.shape[0] else []
+        self._acc_len = rest.shape[0]
+        return out
+
+    def take_vocals(self, start: int, end: int) -> np.ndarray:
+        """Vocals ``[start, end)``; everything before ``end`` is dropped."""
+        assert start == self._vocals_start
+        data = np.concatenate(self._vocals) if self._vocals else np.zeros((0, 2), np.float32)
+        out, rest = data[:end - start], data[end - start:]
+        self._vocals = [rest] if rest.shape[0] else []
+        self._vocals_start = end
+        return out
+
+
+def stream_four_stems(
+    blocks: Iterable[tuple[int, Mapping[str, np.ndarray]]],
+    sample_rate: int = 44100,
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+    frames: int | None = None,
+    **params,
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """The separator's stream of ``(offset, {vocals, accompaniment, ...})`` blocks -> a stream of
+    ``(offset, {vocals, drums, bass, other})`` blocks, final, contiguous, in order.
+
+    The same windows and cross-fades as :func:`split_accompaniment`, so the result equals
+    ``four_stems(separator.separate(audio))`` (float rounding), and the four stems add up to
+    vocals + accompaniment. Holds one window (``window_s + overlap_s``) of audio, whatever the
+    song's length. ``frames`` (the expected length) only serves ``progress``.
+    """
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    p = {**DEFAULTS, **params}
+    source = _AccompanimentSource(blocks, frames)
+    win = max(int(p["window_s"] * sample_rate), 4 * int(p["n_fft"]))
+    overlap = min(int(p["overlap_s"] * sample_rate), win // 2)
+    pending: tuple[np.ndarray, np.ndarray] | None = None
+    for w in iter_windows(source, win, overlap):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if w.end == w.start:  # an empty song
+            return
+        d, b = _split_window(w.audio, sample_rate, p)
+        weight = fade_weights(w.end - w.start, w.fade_in, w.fade_out)[:, None]
+        d, b = d * weight, b * weight
+        if pending is not None:
+            d[:pending[0].shape[0]] += pending[0]
+            b[:pending[1].shape[0]] += pending[1]
+        cut = w.done - w.start
+        acc = w.audio[:cut]
+        drums, bass = d[:cut], b[:cut]
+        yield w.start, {"vocals": source.take_vocals(w.start, w.done), "drums": drums, "bass": bass,
+                        "other": acc - drums - bass}
+        pending = (d[cut:], b[cut:])
+        if progress:
+            progress(1.0 if w.last else min(w.done / frames, 0.99) if frames else 0.5)

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ..audio.stream import as_source, iter_windows
 from ..errors import Cancelled, ModelError
 from . import transforms
 from .base import SpectrogramModel
@@ -58,11 +59,15 @@ class Separator:
         return names
 
     # -- windows -----------------------------------------------------------------------------
-    def windows(self, n: int) -> list[tuple[int, int]]:
+    def window_sizes(self) -> tuple[int, int]:
+        """(window, overlap) in frames."""
         sr = self.model.sample_rate
         win = max(int(self.settings.window_s * sr), 4 * self.model.n_fft)
-        overlap = min(int(self.settings.overlap_s * sr), win // 2)
-        return spans(n, win, overlap)
+        return win, min(int(self.settings.overlap_s * sr), win // 2)
+
+    def windows(self, n: int) -> list[tuple[int, int]]:
+        """The ``(start, end)`` windows of an ``n``-frame song (:meth:`stream` cuts the same)."""
+        return spans(n, *self.window_sizes())
 
     # -- one window ------------------------------------------------------------------------
     @torch.no_grad()
@@ -104,53 +109,51 @@ class Separator:
         return stems
 
     # -- whole song --------------------------------------------------------------------------
-    def stream(self, audio: np.ndarray, progress: ProgressFn | None = None,
+    def stream(self, audio, progress: ProgressFn | None = None,
                cancel: threading.Event | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """Separate ``audio`` window by window, yielding ``(offset, {target: block})``.
 
+        ``audio`` is an ``(n, 2)`` float32 array at the model's rate, or a source that reads it in
+        pieces (:mod:`unmix_desktop.audio.stream`, e.g. :func:`~unmix_desktop.audio.stream.open_audio`
+        for a file): then the song is never in memory as a whole, only one window and its overlap.
         The blocks are final (cross-fades done), contiguous and cover the whole song in order, so
         a caller can write them to disk as they come and never hold the whole set of stems.
+        Progress is the fraction of the (stated) length done, 1.0 at the end.
         """
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 2 or audio.shape[1] != 2:
-            raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
-        n = audio.shape[0]
+        source = as_source(audio)
+        total = source.frames
 
         def should_stop() -> None:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
 
         names = self.output_targets
-        windows = self.windows(n)
+        win, overlap = self.window_sizes()
         if progress:
             progress(0.0)
         pending: dict[str, np.ndarray] = {}
-        pending_start = 0
-        for i, (start, end) in enumerate(windows):
+        for w in iter_windows(source, win, overlap):
             should_stop()
-            fade_in = windows[i - 1][1] - start if i > 0 else 0
-            fade_out = end - windows[i + 1][0] if i + 1 < len(windows) else 0
-            stems = self.separate_window(audio[start:end], should_stop)
-            w = fade_weights(end - start, fade_in, fade_out)[:, None]
+            stems = self.separate_window(w.audio, should_stop)
+            weight = fade_weights(w.end - w.start, w.fade_in, w.fade_out)[:, None]
             for name in names:
-                block = stems[name] * w
-                if name in pending:  # the overlap with the previous window
-                    overlap = pending[name].shape[0] - (start - pending_start)
-                    block[:overlap] += pending[name][start - pending_start:]
-                    block = np.concatenate([pending[name][: start - pending_start], block])
+                block = stems[name] * weight
+                if name in pending:  # the previous window's fade-out, over this one's fade-in
+                    block[:pending[name].shape[0]] += pending[name]
                 pending[name] = block
-            done = windows[i + 1][0] if i + 1 < len(windows) else n
-            cut = done - pending_start
-            yield pending_start, {name: pending[name][:cut] for name in names}
+            cut = w.done - w.start
+            yield w.start, {name: pending[name][:cut] for name in names}
             pending = {name: pending[name][cut:] for name in names}
-            pending_start = done
             if progress:
-                progress((i + 1) / len(windows))
+                progress(1.0 if w.last else min(w.done / total, 0.99) if total else 0.5)
 
     def separate(self, audio: np.ndarray, progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
         """Separate ``audio`` (n, 2) float32 at the model's rate into ``{target: (n, 2)}``."""
-        n = np.asarray(audio).shape[0]
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 2 or audio.shape[1] != 2:
+            raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
+        n = audio.shape[0]
         out = {name: np.zeros((n, 2), dtype=np.float32) for name in self.output_targets}
         for offset, blocks in self.stream(audio, progress, cancel):
             for name, block in blocks.items():
