@@ -62,6 +62,26 @@ def temp_dir(parent: Path, name: str) -> Path:
     return tmp
 
 
+def remove_mine(folder: Path) -> None:
+    """Remove this process's temporary files/folders in ``folder``: the clean-up after a signal
+    that arrived between creating one and remembering its path."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = _PARTIAL_DIR.match(entry.name) or _PART_FILE.match(entry.name)
+        if not match or int(match.group(1)) != os.getpid():
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
 def is_temp_name(name: str) -> bool:
     """Whether ``name`` is one of the app's temporary file/folder names."""
     return bool(_PARTIAL_DIR.match(name) or _PART_FILE.match(name))

@@ -183,6 +183,10 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
         for tmp in temps.values():
             if not new:
                 tmp.unlink(missing_ok=True)
+        # a signal between creating a temporary name and remembering it
+        outputs.remove_mine(parent)
+        if not new:
+            outputs.remove_mine(final_dir)
         raise
     for name, count in clipped.items():
         if count:
