@@ -62,7 +62,7 @@ class WindowActions:
         self.clear_cache = self._action("Clear Separation Cache", w.clear_cache, None, file_menu)
         file_menu.aboutToShow.connect(w.update_cache_action)
         file_menu.addSeparator()
-        self.quit = self._action("&Quit", w.close, QKeySequence.StandardKey.Quit, file_menu)
+        self.quit = self._action("&Quit", w.close, "Ctrl+Q", file_menu)
 
         t = w.transport_ctl
         play_menu = bar.addMenu("&Playback")

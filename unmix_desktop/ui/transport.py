@@ -141,14 +141,17 @@ class TransportBar(QFrame):
 
     def _fit_texts(self) -> None:
         """Fixed widths from the font: the longest texts these labels show fit, and never shift the bar."""
-        fm = self.time_label.fontMetrics()
-        self.time_label.setFixedWidth(fm.horizontalAdvance("00:00.0 / 00:00.0") + 16)
-        self.loop_label.setFixedWidth(self.loop_label.fontMetrics().horizontalAdvance("00:00.0 – 00:00.0") + 8)
+        for label, longest, pad in ((self.time_label, "00:00.0 / 00:00.0", 20), (self.loop_label, "00:00.0 – 00:00.0", 8)):
+            label.ensurePolished()  # the style sheet sets their fonts and padding
+            text = label.text()
+            label.setText(longest)
+            width = max(label.fontMetrics().horizontalAdvance(longest) + pad, label.sizeHint().width())
+            label.setText(text)
+            label.setFixedWidth(width)
 
-    def changeEvent(self, event) -> None:  # noqa: N802
-        super().changeEvent(event)
-        if event.type() in (event.Type.FontChange, event.Type.StyleChange):
-            self._fit_texts()
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._fit_texts()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
