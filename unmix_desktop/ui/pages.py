@@ -228,6 +228,8 @@ class SongPage(QWidget):
         h.addWidget(self.model_badge)
         self.playback_badge = QLabel("")
         self.playback_badge.setObjectName("warnBadge")
+        self.playback_badge.setWordWrap(True)  # two short lines rather than squeezing the song's title
+        self.playback_badge.setMaximumWidth(230)
         self.playback_badge.hide()
         h.addWidget(self.playback_badge)
         self.export_button = QPushButton("Export…")

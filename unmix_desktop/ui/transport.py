@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QPolygonF
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from .jobs import format_time
 from .presets import Preset
@@ -110,8 +111,9 @@ class TransportBar(QFrame):
         self.a_button = _button(self, None, "A", "Set loop start at the playhead ([)")
         self.b_button = _button(self, None, "B", "Set loop end at the playhead (])")
         self.loop_button = _button(self, None, "Loop", "Loop A–B (L)", checkable=True)
-        self.loop_label = QLabel("")
+        self.loop_label = QLabel("no loop")
         self.loop_label.setObjectName("dim")
+        self.loop_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         for w in (self.a_button, self.b_button, self.loop_button, self.loop_label):
             tools.addWidget(w)
         tools.addStretch(1)
@@ -163,9 +165,11 @@ class TransportBar(QFrame):
             return
         self._one_row = one_row
         (self.row2 if one_row else self.row1).removeWidget(self.tools)
-        if one_row:
+        if one_row:  # beside the seek bar: no wider than its contents, the seek bar takes the rest
+            self.tools.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
             self.row1.addWidget(self.tools)
         else:
+            self.tools.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
             self.row2.addWidget(self.tools, 1)
 
     @property
@@ -207,7 +211,7 @@ class TransportBar(QFrame):
         self.loop_button.setChecked(enabled)
         self.loop_button.blockSignals(False)
         if a is None and b is None:
-            self.loop_label.setText("")
+            self.loop_label.setText("no loop")  # the place stays taken: the seek bar never jumps
         else:
             fa = format_time(a, True) if a is not None else "–"
             fb = format_time(b, True) if b is not None else "–"
