@@ -86,10 +86,12 @@ def decode(path: Path, max_duration: float | None = None) -> np.ndarray:
         return audio_io.load_audio(path, max_duration=max_duration)
     except AudioError as exc:
         reason = exc.reason
-        if not Path(path).is_file() or reason in ("file is empty", "permission denied") or reason.startswith("too long"):
+        not_decoding = reason in ("file is empty", "permission denied") or reason.startswith("too long")
+        if not Path(path).is_file() or not_decoding:
             raise
         if any(m in reason.lower() for m in _MISLEADING):
-            reason = f"cannot decode: not a valid {Path(path).suffix.lstrip('.').upper() or 'audio'} file (corrupt or another format)"
+            kind = Path(path).suffix.lstrip(".").upper() or "audio"
+            reason = f"cannot decode: not a valid {kind} file (corrupt or another format)"
         elif not reason.startswith("cannot decode"):
             reason = f"cannot decode: {reason}"
         raise DecodeError(path, reason) from exc

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWi
 from .. import cache as cache_mod
 from ..audio.io import AUDIO_EXTENSIONS
 from ..errors import AudioError, ModelError
-from ..session import Monitor, PlayerLink, Session, SessionStore
 from ..separation.settings import SeparationSettings
+from ..session import Monitor, PlayerLink, Session, SessionStore
 from . import jobs, theme
 from .actions import WindowActions
 from .dialogs import AboutDialog, ShortcutsDialog
@@ -519,7 +519,9 @@ class MainWindow(QMainWindow):
         name = self.song.model_name if self.song else self.models.current()
         four = None
         if self.song is not None and self.song.four_stems:
-            from ..separation.fourstems import DESCRIPTION as four
+            from ..separation.fourstems import DESCRIPTION
+
+            four = DESCRIPTION
         dialog = AboutDialog(name, self.models.card(name, self.song), four, self)
         self.about_dialog = dialog
         dialog.open()
