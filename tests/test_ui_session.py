@@ -306,3 +306,31 @@ def test_the_mix_survives_reopening(qtbot, tmp_path, tiny_umx, song_path):
     strip = w2.song_page.tracks.strips["accompaniment"]
     assert strip.solo_button.isChecked() and strip.pan.value() == -50
     w2.close()
+
+
+def test_switching_the_output_device_keeps_song_mix_and_position(qtbot, tmp_path, tiny_umx, song_path):
+    from unmix_desktop.audio.player import StemPlayer
+
+    devices = []
+
+    def factory(device):
+        devices.append(device)
+        return StemPlayer(device=device, open_stream=False)
+
+    h = Harness(qtbot, tmp_path, tiny_umx, player_factory=factory)
+    w = h.window
+    with qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):
+        w.open_song(song_path)
+    w.song_page.tracks.strips["vocals"].fader.setValue(db_to_fader(-9.0))
+    qtbot.keyClick(w, Qt.Key.Key_M)  # output muted: a monitoring setting, kept too
+    w.seek(2.0)
+    old = w.player
+    w.apply_preferences(Preferences("tiny", 1, False, "wav", "Other device"))
+    assert devices == [None, "Other device"] and w.player is not old
+    assert w.player.names == ("vocals", "accompaniment") and w.player.position == pytest.approx(2.0)
+    assert w.player.mix_state().gain_db["vocals"] == pytest.approx(-9.0, abs=0.1)
+    assert w.player.mix_state().master_db == -math.inf and w.monitor.device == "Other device"
+    assert h.settings.audio_device == "Other device"
+    w.session.set_mute("accompaniment", True)  # the new player follows the session
+    assert w.player.mix_state().mute["accompaniment"]
+    w.close()

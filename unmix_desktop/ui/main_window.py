@@ -5,6 +5,7 @@
   :class:`~unmix_desktop.session.Monitor` (output mute and device, never exported);
 * the player follows both through :class:`~unmix_desktop.session.PlayerLink`;
 * separation: :class:`.separation_view.SeparationController` (the song pipeline in a worker, ETA);
+  spectrograms: :class:`.spectrogram_view.SpectrogramController` (scheduled after the lanes are built);
 * mixer view: :class:`.mix_view.MixController`; transport and loop: :class:`.transport_controller.TransportController`;
 * menus and shortcuts: :class:`.actions.WindowActions`; preferences and device switching:
   :class:`.preferences_view.PreferencesController`; models and cards: :class:`.model_info.ModelChoice`;
@@ -38,12 +39,12 @@ from .pages import EmptyPage, ProgressPage, SongPage
 from .preferences_view import PreferencesController
 from .presets import presets_for
 from .separation_view import SeparationController, failure_status
+from .spectrogram_view import SpectrogramController
 from .settings import AppSettings
 from .transport_controller import TransportController
 from .worker import Task
 
 NOTICE_MS = 9000
-SPECTROGRAM_DELAY_MS = 120
 PRELOAD_DELAY_MS = 1500
 SESSION_SAVE_DELAY_MS = 1000
 MIN_SIZE = (640, 400)
@@ -126,14 +127,10 @@ class MainWindow(QMainWindow):
         self.session: Session | None = None
         self.monitor = Monitor(self.settings.audio_device)
         self.link: PlayerLink | None = None
-        self.spectrograms: dict = {}
-        self.spec_task: Task | None = None
         self.tasks: set[Task] = set()
         self.last_notice: tuple[str, str] | None = None
         self.last_error: tuple[str, str] | None = None
         self.export_dialog: ExportDialog | None = None
-        self._ready_sent = False
-        self._spec_error: str | None = None
         self.player = self.player_factory(self.settings.audio_device)
 
         self.setWindowTitle("unmix-desktop")
@@ -165,6 +162,8 @@ class MainWindow(QMainWindow):
         self.mix_ctl = MixController(self.song_page, self.monitor, self)
         self.transport_ctl = TransportController(self, self.notify)
         self.prefs_ctl = PreferencesController(self)
+        self.spec_ctl = SpectrogramController(self, lambda text: self.notify(text, "warning"))
+        self.spec_ctl.ready.connect(self.song_ready)
         self.actions_ = WindowActions(self)
         self.monitor.observe(lambda control, value: self.actions_.mute_output.setChecked(self.monitor.output_muted))
         self._save_timer = QTimer(self)
@@ -178,7 +177,7 @@ class MainWindow(QMainWindow):
         self.song_page.model_clicked.connect(self.show_about)
         self.song_page.transport.preset_chosen.connect(self.apply_preset)
         self.song_page.tracks.lane_added.connect(self.mix_ctl.connect_lane)
-        self.song_page.tracks.built.connect(self._on_tracks_built)
+        self.song_page.tracks.built.connect(self.transport_ctl.tick)
 
         geometry = self.settings.geometry
         if geometry is not None:
@@ -201,6 +200,10 @@ class MainWindow(QMainWindow):
     @property
     def clear_cache_action(self):
         return self.actions_.clear_cache
+
+    @property
+    def spectrograms(self) -> dict:
+        return self.spec_ctl.spectrograms
 
     @property
     def loop_enabled(self) -> bool:
@@ -390,10 +393,7 @@ class MainWindow(QMainWindow):
         self.song = result
         self.session = session
         session.observe(self._on_session_changed)
-        self.spectrograms = {}
-        if self.spec_task is not None:
-            self.spec_task.cancel()
-        self.spec_task = None
+        self.spec_ctl.reset()
         names = list(result.stems)
         self.attach_player(min(position, result.duration))
         page = self.song_page
@@ -408,8 +408,6 @@ class MainWindow(QMainWindow):
         page.info.setToolTip(f"{page.info.text()}\n{result.path}")
         page.show_model(result.model_name + ("  ·  4 stems (estimated)" if result.four_stems else ""),
                         result.model_card.get("description", ""))
-        self._ready_sent = False
-        self._spec_error = None
         page.tracks.set_song(names, result.duration)  # lanes appear over the next event-loop turns
         page.transport.set_duration(result.duration)
         self.mix_ctl.bind(session)
@@ -437,39 +435,6 @@ class MainWindow(QMainWindow):
         if self.song is not None:
             self.monitor.set_output_muted(not self.monitor.output_muted)
         self.actions_.mute_output.setChecked(self.monitor.output_muted)
-
-    # spectrograms: computed in a worker once the lanes are built and painted ------------------
-    def _start_spectrograms(self) -> None:
-        result = self.song
-        if result is None or self.spec_task is not None or self.spectrograms:
-            return
-        mixture, stems = result.mixture, result.stems
-        self.spec_task = self.start_task(lambda report, cancel: jobs.run_spectrograms(mixture, stems, report, cancel),
-                                         "spectrograms", None, self._on_spectrograms, self._on_spec_error)
-
-    def _on_tracks_built(self) -> None:
-        QTimer.singleShot(SPECTROGRAM_DELAY_MS, self._start_spectrograms)
-        self.transport_ctl.tick()
-        self._maybe_ready()
-
-    def _on_spectrograms(self, specs: dict) -> None:
-        self.spec_task = None
-        self.spectrograms = specs
-        self.song_page.tracks.set_spectrograms(specs)
-        self._maybe_ready()
-
-    def _on_spec_error(self, message: str) -> None:
-        self.spec_task = None
-        self._spec_error = message
-        self.notify(f"Could not draw the spectrograms: {message}", "warning")
-        self._maybe_ready()
-
-    def _maybe_ready(self) -> None:
-        tracks = self.song_page.tracks
-        done = tracks.spectrograms_ready or (self._spec_error is not None and tracks.is_built)
-        if self.song is not None and done and not self._ready_sent:
-            self._ready_sent = True
-            self.song_ready.emit()
 
     # ------------------------------------------------------------------------------------------
     # dialogs
