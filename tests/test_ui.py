@@ -230,14 +230,14 @@ def test_bad_drops_are_explained(harness, tmp_path):
     assert "one song at a time" in w.last_notice[1]
     assert w.page == "empty" and w.sep_task is None
 
-    # an audio name with garbage inside: the worker fails, the error is shown in a dialog
+    # an audio name with garbage inside: the worker fails, the error is shown like every other error
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"this is not a wave file" * 100)
     with harness.qtbot.waitSignal(w.separation_failed, timeout=WAIT_MS) as blocker:
         harness.drop(broken)
     assert "broken.wav" in blocker.args[0]
-    assert w.error_box is not None and w.error_box.isVisible()
-    assert "broken.wav" in w.error_box.text()
+    assert w.notice.isVisible() and "broken.wav" in w.notice.label.text() and w.last_notice[0] == "error"
+    assert w.status_label.text() == "Could not decode broken.wav"
     assert w.page == "empty"
 
 

@@ -50,22 +50,25 @@ def oracle_method(method: str) -> TrackFn:
     return run
 
 
-def model_separate_fn(model, settings=None, targets: list[str] | None = None) -> SeparateFn:
-    """``separate_fn`` for a :class:`~unmix_desktop.separation.base.SpectrogramModel`.
+def model_separate_fn(model, settings=None, targets: list[str] | None = None,
+                      threads: int | None = None, device=None) -> SeparateFn:
+    """``separate_fn`` for a :class:`~unmix_desktop.separation.base.SpectrogramModel`, through the
+    song pipeline's :func:`~unmix_desktop.separation.pipeline.separate_audio` (same model options and
+    thread policy as the app; torch's thread count is restored after each track).
 
     "accompaniment" is produced as the residual (mixture - other stems) when the model does not
     estimate it itself.
     """
-    from ..separation.separator import SeparationSettings, Separator
+    from ..separation.pipeline import separate_audio
+    from ..separation.settings import SeparationSettings
 
     if settings is None:
         settings = SeparationSettings()
     if targets and "accompaniment" in targets and "accompaniment" not in model.targets:
         settings = dataclasses.replace(settings, residual=True)
-    separator = Separator(model, settings)
 
     def run(mixture: np.ndarray) -> Mapping[str, np.ndarray]:
-        return separator.separate(mixture)
+        return separate_audio(model, mixture, settings, threads=threads, device=device)
 
     return run
 

@@ -2,7 +2,8 @@
 
 ``global_sdr``: ``10 log10(|s|^2 / |s - s_hat|^2)`` over the whole track (all channels), the
 "quick SDR" used to compare pilot runs; :func:`score_model` runs the app's real
-:class:`~unmix_desktop.separation.separator.Separator` on evaluation tracks and returns per-track
+:class:`~unmix_desktop.separation.separator.Separator` (through the song pipeline's
+:func:`~unmix_desktop.separation.pipeline.separate_audio`) on evaluation tracks and returns per-track
 global SDRs and, optionally, BSSEval v4 medians (museval, via ``evaluation.bsseval``).
 """
 
@@ -12,7 +13,6 @@ import time
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
-import torch
 
 
 def global_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -44,15 +44,14 @@ def score_model(model, tracks: Iterable, targets: list[str] = ("vocals", "accomp
     """Separate each track with ``model`` and score it. ``transform(track, stems) -> stems`` may
     change the estimates first (e.g. a blend). Returns ``{"tracks": {name: scores}, "median":
     {target: {metric: median}}, "seconds": ...}``."""
-    from ..separation.separator import SeparationSettings, Separator
+    from ..separation.pipeline import separate_audio
+    from ..separation.settings import SeparationSettings
 
-    sep = Separator(model, settings or SeparationSettings(), device="cpu")
-    if threads:
-        torch.set_num_threads(threads)
+    settings = settings or SeparationSettings()
     t0 = time.perf_counter()
     per_track = {}
     for track in tracks:
-        stems = sep.separate(track.mixture)
+        stems = separate_audio(model, track.mixture, settings, threads=threads, device="cpu")
         if transform is not None:
             stems = transform(track, stems)
         per_track[track.name] = score_estimates(track, stems, list(targets), bss)

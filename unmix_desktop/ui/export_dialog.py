@@ -24,11 +24,19 @@ FORMAT_LABELS = {
 
 
 class ExportDialog(QDialog):
-    """Built by the window with the song's stems and the player's current mix state."""
+    """Built by the window with the song's stems and the session's mix.
+
+    ``mix_state``: a :class:`~unmix_desktop.audio.mixer.MixState`, or a function returning the
+    current one (read when the export starts: the session's mix, never the monitoring, so a muted
+    output still exports sound). ``choices``: the ticks to start from (``stems``, ``karaoke``,
+    ``mix``, ``open_folder``); ``on_choices(choices)`` hears every change, to remember them.
+    """
 
     def __init__(self, stems: dict, mix_state, source_path: Path | None, title: str, folder: str, fmt: str,
                  open_url: Callable[[QUrl], object] = QDesktopServices.openUrl,
                  on_finished: Callable[[list[Path], str, str], None] | None = None,
+                 choices: dict | None = None,
+                 on_choices: Callable[[dict], None] | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export")
@@ -39,6 +47,8 @@ class ExportDialog(QDialog):
         self.title = title
         self.open_url = open_url
         self.on_finished = on_finished
+        self.on_choices = on_choices
+        choices = dict(choices or {})
         self.task: Task | None = None
         self.written: list[Path] = []
 
@@ -55,12 +65,13 @@ class ExportDialog(QDialog):
 
         names = ", ".join(stem_label(n) for n in stems)
         self.stems_check = QCheckBox(f"Each stem as its own file ({names})")
-        self.stems_check.setChecked(True)
+        self.stems_check.setChecked(choices.get("stems", True))
         self.karaoke_check = QCheckBox("Karaoke track (everything but the vocals)")
-        self.karaoke_check.setChecked("vocals" in stems and len(stems) > 1)
+        self.karaoke_check.setChecked("vocals" in stems and len(stems) > 1 and choices.get("karaoke", True))
         self.karaoke_check.setEnabled("vocals" in stems and len(stems) > 1)
         self.mix_check = QCheckBox("Current mix (faders, mutes, solos and pans as you hear them)")
         self.mix_check.setEnabled(mix_state is not None)
+        self.mix_check.setChecked(mix_state is not None and choices.get("mix", False))
         what = QVBoxLayout()
         for c in (self.stems_check, self.karaoke_check, self.mix_check):
             what.addWidget(c)
@@ -74,7 +85,7 @@ class ExportDialog(QDialog):
         self.format_combo.currentIndexChanged.connect(self._update_plan)
         form.addRow("Format:", self.format_combo)
         self.open_check = QCheckBox("Open the folder when done")
-        self.open_check.setChecked(True)
+        self.open_check.setChecked(choices.get("open_folder", True))
         form.addRow("", self.open_check)
         layout.addLayout(form)
 
@@ -106,6 +117,10 @@ class ExportDialog(QDialog):
             buttons.addWidget(b)
         layout.addLayout(buttons)
         self.folder_edit.textChanged.connect(self._update_plan)
+        for c in (self.stems_check, self.karaoke_check, self.mix_check, self.open_check):
+            c.toggled.connect(self._choices_changed)
+        self.format_combo.currentIndexChanged.connect(self._choices_changed)
+        self.folder_edit.editingFinished.connect(self._choices_changed)
         self._update_plan()
 
     # ------------------------------------------------------------------------------------------
@@ -117,10 +132,20 @@ class ExportDialog(QDialog):
     def folder(self) -> Path:
         return Path(self.folder_edit.text().strip()).expanduser()
 
+    def choices(self) -> dict:
+        return {"stems": self.stems_check.isChecked(), "karaoke": self.karaoke_check.isChecked(),
+                "mix": self.mix_check.isChecked(), "open_folder": self.open_check.isChecked(),
+                "format": self.fmt, "folder": self.folder_edit.text().strip()}
+
+    def _choices_changed(self) -> None:
+        if self.on_choices:
+            self.on_choices(self.choices())
+
     def request(self) -> ExportRequest:
+        state = self.mix_state() if callable(self.mix_state) else self.mix_state
         return ExportRequest(self.folder, self.stems, self.source_path, self.title, self.fmt,
                              self.stems_check.isChecked(), self.karaoke_check.isChecked(),
-                             self.mix_check.isChecked(), self.mix_state)
+                             self.mix_check.isChecked(), state)
 
     def _update_plan(self) -> None:
         plan = export_plan(self.request())
@@ -153,6 +178,8 @@ class ExportDialog(QDialog):
         self.progress.setValue(0)
         self.export_button.setEnabled(False)
         self.open_button.setVisible(False)
+        if self.on_choices:
+            self.on_choices(self.choices())
         self.task = Task(lambda report, cancel: run_export(req, report, cancel), "export",
                          on_progress=self._on_progress, on_done=self._on_done, on_error=self._on_error,
                          on_cancel=lambda: self.status.setText("Export cancelled."))
@@ -182,6 +209,5 @@ class ExportDialog(QDialog):
 
     def reject(self) -> None:
         if self.task is not None and self.task.running:
-            self.task.cancel()
-            self.task.wait(10.0)  # stops between files
+            self.task.abandon()  # stops between files, without holding the window
         super().reject()

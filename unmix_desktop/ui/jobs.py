@@ -2,41 +2,35 @@
 
 Each job is a function ``job(report, cancel) -> result`` where ``report(stage, fraction)`` tells the
 UI how far it is and ``cancel`` is a ``threading.Event``. The window runs them through
-:mod:`unmix_desktop.ui.worker`; widgets only draw the results.
+:mod:`unmix_desktop.ui.worker`; widgets only draw the results. Separation itself is the song
+pipeline (:mod:`unmix_desktop.separation.pipeline`); this module adds the window's view of it
+(stage labels, the ETA), the display spectrograms and the export job.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
 from .. import cache as cache_mod
-from ..audio import io as audio_io
 from ..audio.spectrogram import DisplaySpectrogram, display_spectrogram
 from ..errors import AudioError, Cancelled
-from ..separation.settings import SeparationSettings
+from ..separation.pipeline import (STEM_ORDER, ModelProvider, Pipeline, SongRequest, SongResult,
+                                   check_song_path, four_stems_available, order_stems, worker_threads)
 
-if TYPE_CHECKING:  # torch is imported by the worker when it first separates, not at start-up
-    from ..separation.base import SpectrogramModel
+__all__ = ["STAGES", "STEM_ORDER", "EtaEstimator", "ExportRequest", "ModelProvider", "SeparationRequest",
+           "SongResult", "check_song_path", "export_plan", "format_eta", "format_time",
+           "four_stems_available", "order_stems", "run_export", "run_separation", "run_spectrograms",
+           "stage_fraction", "stage_label", "worker_threads"]
 
 Report = Callable[[str, float], None]
-
-def worker_threads() -> int:
-    """Torch threads for the separation worker: one core is left to the UI and the audio callback.
-
-    (On a busy 2-core machine, two OpenMP threads made a separation ~10x slower than one.)
-    Override with ``UNMIX_TORCH_THREADS``.
-    """
-    try:
-        return max(1, int(os.environ["UNMIX_TORCH_THREADS"]))
-    except (KeyError, ValueError):
-        return max(1, (os.cpu_count() or 1) - 1)
+#: The window's name for a pipeline request (kept for callers of the earlier API).
+SeparationRequest = SongRequest
 
 #: Stage labels shown under the progress bar, and the share of the bar each stage takes.
 STAGES = {
@@ -60,177 +54,10 @@ def stage_label(stage: str) -> str:
     return STAGES.get(stage, (stage,))[0]
 
 
-def check_song_path(path: str | Path) -> Path:
-    """Validate a path the user dropped or picked; raises :class:`AudioError` with the reason."""
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a folder: drop a single audio file")
-    if path.suffix.lower() not in audio_io.AUDIO_EXTENSIONS:
-        kinds = ", ".join(sorted(e.lstrip(".") for e in audio_io.AUDIO_EXTENSIONS))
-        raise AudioError(path, f"not a supported audio file (supported: {kinds})")
-    return path
-
-
-# ---------------------------------------------------------------------------------------------
-# models
-# ---------------------------------------------------------------------------------------------
-
-class ModelProvider:
-    """Loads models by name once (in a worker thread) and keeps them for the next songs."""
-
-    def __init__(self, loader: Callable[[str], "SpectrogramModel"] | None = None):
-        if loader is None:
-            from ..separation.registry import load_model
-
-            loader = load_model
-        self._loader = loader
-        self._models: dict[str, "SpectrogramModel"] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> "SpectrogramModel":
-        with self._lock:
-            model = self._models.get(name)
-            if model is None:
-                model = self._loader(name)
-                self._models = {name: model}  # keep one model in memory
-            return model
-
-    def loaded(self, name: str) -> "SpectrogramModel | None":
-        return self._models.get(name)
-
-
-def four_stems_available() -> bool:
-    try:
-        from ..separation import fourstems  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(fourstems, "four_stems")
-
-
-# ---------------------------------------------------------------------------------------------
-# separation
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class SeparationRequest:
-    path: Path
-    model_name: str
-    settings: SeparationSettings = field(default_factory=SeparationSettings)
-    four_stems: bool = False
-    use_cache: bool = True
-
-    @property
-    def variant(self) -> str:
-        return "4stems" if self.four_stems else ""
-
-
-@dataclass
-class SongResult:
-    path: Path
-    mixture: np.ndarray                 # float32 (n, 2)
-    stems: dict[str, np.ndarray]        # ordered: vocals first
-    model_name: str
-    model_card: dict
-    from_cache: bool
-    seconds: float                      # wall time of the whole job
-    separation_seconds: float           # time spent in the separator (0 from the cache)
-    settings_key: str
-    four_stems: bool = False
-    sample_rate: int = audio_io.SAMPLE_RATE
-
-    @property
-    def duration(self) -> float:
-        return self.mixture.shape[0] / self.sample_rate
-
-    @property
-    def title(self) -> str:
-        return self.path.stem
-
-
-STEM_ORDER = ("vocals", "drums", "bass", "other", "accompaniment", "residual")
-
-
-def order_stems(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    rank = {name: i for i, name in enumerate(STEM_ORDER)}
-    return dict(sorted(stems.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
-
-
-def run_separation(request: SeparationRequest, models: ModelProvider, cache: cache_mod.StemCache | None,
+def run_separation(request: SongRequest, models: ModelProvider, cache: cache_mod.StemCache | None,
                    report: Report, cancel: threading.Event) -> SongResult:
-    """Hash -> cache lookup -> decode -> separate -> (4 stems) -> cache. Runs in a worker thread."""
-    t0 = time.perf_counter()
-    path = check_song_path(request.path)
-    settings_key = request.settings.key()
-
-    def check() -> None:
-        if cancel.is_set():
-            raise Cancelled()
-
-    report("read", 0.0)
-    key = None
-    if cache is not None and request.use_cache:
-        try:
-            digest = cache_mod.file_hash(path, cancel)
-        except OSError as exc:
-            raise AudioError(path, f"cannot read ({exc.strerror or exc})") from exc
-        key = cache_mod.make_key(digest, request.model_name, settings_key, request.variant)
-        if cache.has(key):
-            report("cache", 0.0)
-            entry = cache.get(key)
-            if entry is not None and entry.mixture is not None:
-                report("cache", 1.0)
-                return SongResult(path, entry.mixture, order_stems(entry.stems), request.model_name,
-                                  entry.meta.get("card", {}), True, time.perf_counter() - t0, 0.0,
-                                  settings_key, request.four_stems)
-    check()
-    report("decode", 0.0)
-    mixture = audio_io.load_audio(path)
-    report("duration", mixture.shape[0] / audio_io.SAMPLE_RATE)
-    check()
-    report("model", 0.0)
-    model = models.get(request.model_name)
-    check()
-    from ..separation.separator import Separator
-
-    separator = Separator(model, request.settings, threads=worker_threads())
-    t_sep = time.perf_counter()
-    report("separate", 0.0)
-    stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)
-    if request.four_stems:
-        check()
-        report("fourstems", 0.0)
-        from ..separation.fourstems import four_stems
-
-        stems = four_stems(stems, progress=lambda f: report("fourstems", f), cancel=cancel)
-    sep_seconds = time.perf_counter() - t_sep
-    check()
-    stems = order_stems({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()})
-    card = dict(getattr(model, "card", {}) or {})
-    if cache is not None and key is not None:
-        report("save", 0.0)
-        meta = {"source": str(path), "model": request.model_name, "settings": settings_key,
-                "variant": request.variant, "card": _jsonable(card)}
-        try:
-            cache.put(key, stems, mixture, meta)
-        except OSError:
-            pass  # a full or read-only cache must not lose the separation
-    report("save", 1.0)
-    return SongResult(path, mixture, stems, request.model_name, card, False, time.perf_counter() - t0,
-                      sep_seconds, settings_key, request.four_stems)
-
-
-def _jsonable(card: dict) -> dict:
-    out = {}
-    for k, v in card.items():
-        if isinstance(v, (str, int, float, bool)) or v is None:
-            out[k] = v
-        elif isinstance(v, (list, tuple)):
-            out[k] = [x if isinstance(x, (str, int, float, bool)) else str(x) for x in v]
-        else:
-            out[k] = str(v)
-    return out
+    """The window's separation job: the song pipeline with the window's thread policy."""
+    return Pipeline(models, cache, threads=worker_threads()).run(request, report, cancel)
 
 
 class EtaEstimator:

@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
-                               QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from ..audio.io import AUDIO_EXTENSIONS
 from .tracks import TrackView
@@ -175,8 +175,34 @@ class ProgressPage(QWidget):
         self.eta.setText(eta)
 
 
+class ModelButton(QToolButton):
+    """The model's name in the song header; a click opens its card (About the model)."""
+
+    MAX_WIDTH = 260
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("badge")
+        self.setAutoRaise(True)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setMaximumWidth(self.MAX_WIDTH)
+        self._full = ""
+
+    def set_model(self, text: str, description: str = "") -> None:
+        self._full = text
+        metrics = self.fontMetrics()
+        self.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, self.MAX_WIDTH - 24))
+        tip = f"{text}\n{description}\n\nClick for the model's card: what it is, its license and scores."
+        self.setToolTip(tip.replace("\n\n\n", "\n\n"))
+
+    def full_text(self) -> str:
+        return self._full
+
+
 class SongPage(QWidget):
     export_clicked = Signal()
+    model_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -197,11 +223,13 @@ class SongPage(QWidget):
         texts.addWidget(self.title)
         texts.addWidget(self.info)
         h.addLayout(texts, 1)
-        self.model_badge = QLabel("")
-        self.model_badge.setObjectName("badge")
+        self.model_badge = ModelButton()
+        self.model_badge.clicked.connect(self.model_clicked)
         h.addWidget(self.model_badge)
         self.playback_badge = QLabel("")
         self.playback_badge.setObjectName("warnBadge")
+        self.playback_badge.setWordWrap(True)  # two short lines rather than squeezing the song's title
+        self.playback_badge.setMaximumWidth(230)
         self.playback_badge.hide()
         h.addWidget(self.playback_badge)
         self.export_button = QPushButton("Export…")
@@ -212,9 +240,18 @@ class SongPage(QWidget):
         h.addWidget(self.export_button)
         lay.addWidget(header)
         self.tracks = TrackView()
-        lay.addWidget(self.tracks, 1)
+        self.scroll = QScrollArea()  # lanes keep their minimum height; a small window scrolls them
+        self.scroll.setObjectName("lanes")
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.tracks)
+        lay.addWidget(self.scroll, 1)
         self.transport = TransportBar()
         lay.addWidget(self.transport)
+
+    def show_model(self, text: str, description: str = "") -> None:
+        self.model_badge.set_model(text, description)
 
     def show_playback_unavailable(self, reason: str | None) -> None:
         if reason:
@@ -225,6 +262,3 @@ class SongPage(QWidget):
         else:
             self.playback_badge.hide()
 
-
-def is_audio_name(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS

@@ -96,6 +96,18 @@ class AppSettings:
         self.q.setValue("export/folder", str(value))
 
     @property
+    def export_choices(self) -> dict:
+        """What the Export dialog had ticked last time: stems, karaoke, mix, open_folder."""
+        defaults = {"stems": True, "karaoke": True, "mix": False, "open_folder": True}
+        return {k: _as_bool(self.q.value(f"export/{k}"), v) for k, v in defaults.items()}
+
+    @export_choices.setter
+    def export_choices(self, choices: dict) -> None:
+        for k in ("stems", "karaoke", "mix", "open_folder"):
+            if k in choices:
+                self.q.setValue(f"export/{k}", bool(choices[k]))
+
+    @property
     def audio_device(self) -> str | None:
         """Output device name (``None``: the system default)."""
         return str(self.q.value("audio/device", "") or "") or None

@@ -1,6 +1,7 @@
 """Mixer strips: one per stem (name, colour, fader, mute, solo, pan, level meter) and a master strip.
 
-Strips only display state and emit what the user changed; the window forwards it to the player.
+Strips only display state and emit what the user changed; :class:`~.mix_view.MixController` sends it
+to the session.
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ class LevelMeter(QWidget):
         if db != self._db or self._hold > METER_MIN_DB:
             self._db = db
             self.update()
+
+    def reset(self) -> None:
+        """Dark: no level, no peak-hold mark (playback paused or stopped)."""
+        if self._db != METER_MIN_DB or self._hold != METER_MIN_DB:
+            self._db = self._hold = METER_MIN_DB
+            self.update()
+
+    @property
+    def lit(self) -> bool:
+        return self._db > METER_MIN_DB or self._hold > METER_MIN_DB + 0.6
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(8, 80)

@@ -84,6 +84,9 @@ QLabel#songTitle {{ font-size: 14pt; font-weight: 600; }}
 QLabel#hero {{ font-size: 22pt; font-weight: 600; }}
 QLabel#time {{ font-family: "DejaVu Sans Mono", monospace; font-size: 11pt; }}
 QLabel#badge {{ background: #263041; color: #9fc7f0; border-radius: 9px; padding: 2px 8px; }}
+QToolButton#badge {{ background: transparent; color: #9fc7f0; border: 1px solid #33415a; border-radius: 9px;
+                     padding: 2px 8px; }}
+QToolButton#badge:hover {{ background: #263041; border-color: #4a6a96; text-decoration: underline; }}
 QLabel#warnBadge {{ background: #3a3120; color: {WARN}; border-radius: 9px; padding: 2px 8px; }}
 QFrame#notice {{ border-radius: 6px; padding: 2px; }}
 QFrame#notice[level="info"] {{ background: #1d2f45; border: 1px solid #2c4c70; }}

@@ -110,6 +110,7 @@ class SpectrogramLane(QWidget):
         self._layout.setSpacing(6)
         self._layout.addWidget(strip)
         self._layout.addStretch(1)
+        self.setMinimumHeight(strip.minimumSizeHint().height())  # the strip's controls never overlap
 
     def build_plot(self) -> None:
         if self.plot is not None:

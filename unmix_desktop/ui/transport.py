@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QPolygonF
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from .jobs import format_time
 from .presets import Preset
@@ -63,14 +64,26 @@ class TransportBar(QFrame):
     loop_toggled = Signal(bool)
     preset_chosen = Signal(str)
 
+    #: Below this width the loop and mix controls move to a second row, so that the seek bar
+    #: keeps a usable width and nothing is clipped (the window's minimum is 640 px).
+    ONE_ROW_MIN_WIDTH = 1100
+    SEEK_MIN_WIDTH = 160
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("transportBar")
         self.duration = 0.0
         self._presets: list[Preset] = []
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(8)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(10, 6, 10, 6)
+        outer.setSpacing(4)
+        self.row1 = QHBoxLayout()
+        self.row1.setSpacing(8)
+        self.row2 = QHBoxLayout()
+        self.row2.setSpacing(8)
+        outer.addLayout(self.row1)
+        outer.addLayout(self.row2)
+        layout = self.row1
         self.rewind_button = _button(self, "rewind", "", "Back to start (Home)")
         self.play_button = _button(self, "play", "", "Play / pause (Space)", name="play")
         self.play_button.setIconSize(QSize(22, 22))
@@ -81,7 +94,6 @@ class TransportBar(QFrame):
             layout.addWidget(b)
         self.time_label = QLabel("0:00.0 / 0:00.0")
         self.time_label.setObjectName("time")
-        self.time_label.setMinimumWidth(130)
         self.time_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.time_label)
         self.seek = QSlider(Qt.Orientation.Horizontal)
@@ -89,23 +101,35 @@ class TransportBar(QFrame):
         self.seek.setRange(0, SEEK_STEPS)
         self.seek.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.seek.setToolTip("Position (click or drag to seek)")
+        self.seek.setMinimumWidth(self.SEEK_MIN_WIDTH)
         layout.addWidget(self.seek, 1)
+
+        self.tools = QWidget()  # loop and mix controls: on row 1 when wide, else on row 2
+        tools = QHBoxLayout(self.tools)
+        tools.setContentsMargins(0, 0, 0, 0)
+        tools.setSpacing(8)
         self.a_button = _button(self, None, "A", "Set loop start at the playhead ([)")
         self.b_button = _button(self, None, "B", "Set loop end at the playhead (])")
         self.loop_button = _button(self, None, "Loop", "Loop A–B (L)", checkable=True)
-        self.loop_label = QLabel("")
+        self.loop_label = QLabel("no loop")
         self.loop_label.setObjectName("dim")
+        self.loop_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         for w in (self.a_button, self.b_button, self.loop_button, self.loop_label):
-            layout.addWidget(w)
-        layout.addSpacing(8)
+            tools.addWidget(w)
+        tools.addStretch(1)
         mix = QLabel("Mix:")
         mix.setObjectName("dim")
-        layout.addWidget(mix)
+        tools.addWidget(mix)
         self.presets = QComboBox()
         self.presets.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.presets.setToolTip("Mix presets (K: karaoke, 0: full mix)")
-        self.presets.setMinimumWidth(180)
-        layout.addWidget(self.presets)
+        self.presets.setToolTip("Mix presets (K: karaoke, 0: full mix); Custom once a fader, pan, mute or solo "
+                                "differs from every preset")
+        self.presets.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.presets.setMinimumWidth(150)
+        tools.addWidget(self.presets)
+        self.row2.addWidget(self.tools, 1)
+        self._one_row = False
+        self._fit_texts()
 
         self.rewind_button.clicked.connect(self.rewind_clicked)
         self.play_button.clicked.connect(self.play_clicked)
@@ -116,6 +140,41 @@ class TransportBar(QFrame):
         self.seek.sliderReleased.connect(self._seek_released)
         self.seek.actionTriggered.connect(self._seek_action)
         self.presets.activated.connect(self._preset_activated)
+
+    def _fit_texts(self) -> None:
+        """Fixed widths from the font: the longest texts these labels show fit, and never shift the bar."""
+        for label, longest, pad in ((self.time_label, "00:00.0 / 00:00.0", 20), (self.loop_label, "00:00.0 – 00:00.0", 8)):
+            label.ensurePolished()  # the style sheet sets their fonts and padding
+            text = label.text()
+            label.setText(longest)
+            width = max(label.fontMetrics().horizontalAdvance(longest) + pad, label.sizeHint().width())
+            label.setText(text)
+            label.setFixedWidth(width)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._fit_texts()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._arrange(event.size().width())
+
+    def _arrange(self, width: int) -> None:
+        one_row = width >= self.ONE_ROW_MIN_WIDTH
+        if one_row == self._one_row:
+            return
+        self._one_row = one_row
+        (self.row2 if one_row else self.row1).removeWidget(self.tools)
+        if one_row:  # beside the seek bar: no wider than its contents, the seek bar takes the rest
+            self.tools.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+            self.row1.addWidget(self.tools)
+        else:
+            self.tools.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+            self.row2.addWidget(self.tools, 1)
+
+    @property
+    def one_row(self) -> bool:
+        return self._one_row
 
     # user -> signals
     def _seek_released(self) -> None:
@@ -152,7 +211,7 @@ class TransportBar(QFrame):
         self.loop_button.setChecked(enabled)
         self.loop_button.blockSignals(False)
         if a is None and b is None:
-            self.loop_label.setText("")
+            self.loop_label.setText("no loop")  # the place stays taken: the seek bar never jumps
         else:
             fa = format_time(a, True) if a is not None else "–"
             fb = format_time(b, True) if b is not None else "–"

@@ -5,10 +5,16 @@ runs ``job(report, cancel)`` there; the worker's signals are connected to the ta
 methods of a UI-thread object, hence queued), and the task calls plain Python callbacks from
 there. Cancelling sets the ``threading.Event`` the job polls and *detaches* the task at once: the
 UI moves on immediately and whatever the thread still delivers is ignored.
+
+:meth:`Task.abandon` is for an owner that goes away (the window closing): the task is cancelled
+and kept alive here until its thread has finished, so the owner never waits for it and the
+``QThread`` is never destroyed while running. At interpreter exit the abandoned threads are given
+a bounded time to stop (they check the cancel flag at least every window of work).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -22,6 +28,17 @@ from ..errors import Cancelled, UnmixError
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.05
+#: How long the interpreter waits at exit for abandoned tasks to finish cancelling.
+EXIT_WAIT_S = 10.0
+
+_ABANDONED: set["Task"] = set()
+
+
+@atexit.register
+def _wait_for_abandoned() -> None:
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for task in list(_ABANDONED):
+        task.wait(max(deadline - time.monotonic(), 0.05))
 
 
 def describe_error(exc: BaseException) -> str:
@@ -37,7 +54,7 @@ def describe_error(exc: BaseException) -> str:
 class _Worker(QObject):
     progress = Signal(str, float)
     succeeded = Signal(object)
-    failed = Signal(str)
+    failed = Signal(str, str)  # message, exception class name
     cancelled = Signal()
     done = Signal()
 
@@ -63,7 +80,7 @@ class _Worker(QObject):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message
             if not isinstance(exc, UnmixError):
                 log.error("worker failed:\n%s", traceback.format_exc())
-            self.failed.emit(describe_error(exc))
+            self.failed.emit(describe_error(exc), type(exc).__name__)
         else:
             self.succeeded.emit(result)
         finally:
@@ -87,6 +104,7 @@ class Task(QObject):
         self.detached = False
         self.outcome: str | None = None  # "done", "error", "cancelled"
         self.error: str | None = None
+        self.error_kind: str | None = None  # class name of the exception, e.g. "DecodeError"
         self.result: Any = None
         self.cancel_requested_at: float | None = None
         self.ended_at: float | None = None
@@ -118,6 +136,13 @@ class Task(QObject):
         self.cancel_event.set()
         self.detached = True
 
+    def abandon(self) -> None:
+        """Cancel, and keep this task alive (without its owner) until its thread has finished."""
+        self.cancel()
+        if self.running:
+            _ABANDONED.add(self)
+            self.finished.connect(lambda: _ABANDONED.discard(self))
+
     def wait(self, timeout_s: float = 10.0) -> bool:
         return self._thread.wait(int(timeout_s * 1000))
 
@@ -133,9 +158,9 @@ class Task(QObject):
         if not self.detached and self._callbacks[1]:
             self._callbacks[1](result)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        self.outcome, self.error = "error", message
+    @Slot(str, str)
+    def _on_failed(self, message: str, kind: str) -> None:
+        self.outcome, self.error, self.error_kind = "error", message, kind
         if not self.detached and self._callbacks[2]:
             self._callbacks[2](message)
 

@@ -1,0 +1,135 @@
+"""The window's menus and keyboard shortcuts.
+
+Every shortcut belongs to exactly one :class:`QAction`, created once. Menus that are filled when
+they open (Open Recent, Mix) add those same actions, or shortcut-less entries, so opening a menu
+never registers a shortcut twice (Qt then ignores both as an "ambiguous shortcut overload").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+
+from .presets import presets_for
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+SEEK_STEP_S = 5.0
+
+
+class WindowActions:
+    """Builds the menu bar and the window-wide shortcuts of ``window`` and keeps the actions."""
+
+    def __init__(self, window: "MainWindow"):
+        self.w = window
+        self.shortcuts: dict[str, QAction] = {}  # shortcut text -> its one action
+        self._build_menus()
+        self._build_stem_shortcuts()
+
+    def _action(self, text: str, slot, shortcut=None, menu=None, tip: str = "", checkable: bool = False) -> QAction:
+        action = QAction(text, self.w)
+        if shortcut:
+            seq = QKeySequence(shortcut)
+            key = seq.toString()
+            if key in self.shortcuts:
+                raise ValueError(f"shortcut {key} is already taken by '{self.shortcuts[key].text()}'")
+            action.setShortcut(seq)
+            self.shortcuts[key] = action
+        if tip:
+            action.setStatusTip(tip)
+        action.setCheckable(checkable)
+        action.triggered.connect(lambda _=False: slot())
+        if menu is not None:
+            menu.addAction(action)
+        self.w.addAction(action)  # shortcuts work whether or not the menu was ever opened
+        return action
+
+    def _build_menus(self) -> None:
+        w = self.w
+        bar = w.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open = self._action("&Open…", w.choose_file, QKeySequence.StandardKey.Open, file_menu)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.reseparate = self._action("&Separate Again", w.separate_again, "Ctrl+R", file_menu,
+                                       "Separate the open song again with the current settings")
+        file_menu.addSeparator()
+        self.export = self._action("&Export…", w.show_export, "Ctrl+E", file_menu)
+        file_menu.addSeparator()
+        self.clear_cache = self._action("Clear Separation Cache", w.clear_cache, None, file_menu)
+        file_menu.aboutToShow.connect(w.update_cache_action)
+        file_menu.addSeparator()
+        self.quit = self._action("&Quit", w.close, "Ctrl+Q", file_menu)
+
+        t = w.transport_ctl
+        play_menu = bar.addMenu("&Playback")
+        self.play = self._action("Play / Pause", t.toggle_play, "Space", play_menu)
+        self._action("Stop", t.stop, None, play_menu)
+        self._action("Back to Start", lambda: t.seek(0.0), "Home", play_menu)
+        self._action(f"Back {SEEK_STEP_S:.0f} s", lambda: t.seek_relative(-SEEK_STEP_S), "Left", play_menu)
+        self._action(f"Forward {SEEK_STEP_S:.0f} s", lambda: t.seek_relative(SEEK_STEP_S), "Right", play_menu)
+        play_menu.addSeparator()
+        self._action("Set Loop Start (A)", t.set_loop_a, "[", play_menu)
+        self._action("Set Loop End (B)", t.set_loop_b, "]", play_menu)
+        self._action("Loop A–B On/Off", t.toggle_loop, "L", play_menu)
+        self._action("Clear Loop", t.clear_loop, None, play_menu)
+
+        self.mix_menu = bar.addMenu("&Mix")
+        self.mix_menu.aboutToShow.connect(self._fill_mix_menu)
+        self.karaoke = self._action("Karaoke (no vocals)", lambda: w.apply_preset("karaoke"), "K")
+        self.full_mix = self._action("Full mix", lambda: w.apply_preset("full"), "0")
+        self.mute_output = self._action("Mute Output", w.toggle_output_mute, "M", checkable=True)
+
+        settings_menu = bar.addMenu("&Settings")
+        self._action("&Preferences…", w.prefs_ctl.show_preferences, "Ctrl+,", settings_menu)
+
+        help_menu = bar.addMenu("&Help")
+        self._action("&Keyboard Shortcuts", w.show_shortcuts, "F1", help_menu)
+        self._action("&About unmix-desktop", w.show_about, None, help_menu)
+
+    def _build_stem_shortcuts(self) -> None:
+        mix = self.w.mix_ctl
+        for i in range(9):
+            self._action(f"Solo stem {i + 1}", lambda i=i: mix.toggle_index("solo", i), str(i + 1))
+            self._action(f"Mute stem {i + 1}", lambda i=i: mix.toggle_index("mute", i), f"Alt+{i + 1}")
+
+    # menus filled when they open -----------------------------------------------------------------
+    def _fill_recent_menu(self) -> None:
+        w = self.w
+        self.recent_menu.clear()
+        files = w.settings.recent_files
+        for f in files:
+            action = self.recent_menu.addAction(Path(f).name)
+            action.setToolTip(f)
+            action.setStatusTip(f)
+            action.triggered.connect(lambda _=False, f=f: w.open_song(f))
+        if not files:
+            self.recent_menu.addAction("No recent songs").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Recent", w.clear_recent)
+
+    def _fill_mix_menu(self) -> None:
+        w = self.w
+        self.mix_menu.clear()
+        session = w.session
+        if session is None:
+            self.mix_menu.addAction("Open a song first").setEnabled(False)
+            return
+        for p in presets_for(list(session.names)):
+            if p.key == "karaoke":
+                self.mix_menu.addAction(self.karaoke)
+            elif p.key == "full":
+                self.mix_menu.addAction(self.full_mix)
+            else:  # no shortcut: nothing to collide with
+                self.mix_menu.addAction(p.label, lambda key=p.key: w.apply_preset(key))
+        self.mix_menu.addSeparator()
+        self.mute_output.setChecked(w.monitor.output_muted)
+        self.mix_menu.addAction(self.mute_output)
+
+    def set_song_actions_enabled(self, enabled: bool) -> None:
+        self.export.setEnabled(enabled)
+        self.reseparate.setEnabled(enabled)

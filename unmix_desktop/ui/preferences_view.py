@@ -1,0 +1,76 @@
+"""Preferences: show the dialog, apply it, switch the output device (keeping the song, mix and position)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+
+from .. import cache as cache_mod
+from ..separation.pipeline import four_stems_available
+from .dialogs import Preferences, PreferencesDialog
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+
+def output_devices() -> list[str]:
+    try:
+        from ..audio.player import list_output_devices
+
+        return [name for _, name in list_output_devices()]
+    except Exception:  # noqa: BLE001 - no PortAudio: no devices to offer
+        return []
+
+
+class PreferencesController(QObject):
+    def __init__(self, window: "MainWindow"):
+        super().__init__(window)
+        self.w = window
+        self.dialog: PreferencesDialog | None = None
+
+    def current(self) -> Preferences:
+        s = self.w.settings
+        return Preferences(self.w.models.current() or "", s.niter, s.four_stems, s.output_format, s.audio_device)
+
+    def show_preferences(self) -> PreferencesDialog:
+        w = self.w
+        cache_text = f"{cache_mod.format_bytes(w.stem_cache.size_bytes())} in {w.stem_cache.root}"
+        dialog = PreferencesDialog(self.current(), w.models.available(), output_devices(), four_stems_available(),
+                                   cache_text, w.clear_cache, w)
+        dialog.accepted.connect(lambda: self.apply(dialog.preferences()))
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    def apply(self, new: Preferences) -> None:
+        w = self.w
+        old = self.current()
+        if new.model != old.model:
+            w.models.session_model = None
+        s = w.settings
+        s.model = new.model or None
+        s.niter = new.niter
+        s.four_stems = new.four_stems
+        s.output_format = new.output_format
+        s.audio_device = new.audio_device
+        s.sync()
+        if new.audio_device != old.audio_device:
+            self.switch_device(new.audio_device)
+        changed = (new.model, new.niter, new.four_stems) != (old.model, old.niter, old.four_stems)
+        if changed and w.song is not None:
+            w.start_separation(w.song.path)
+
+    def switch_device(self, device: str | None) -> None:
+        """A new player on ``device``; the song, the session's mix and loop and the position carry over."""
+        w = self.w
+        position = w.player.position if w.song else 0.0
+        try:
+            w.player.close()
+        except Exception:  # noqa: BLE001
+            pass
+        w.monitor.set_device(device)
+        w.player = w.player_factory(device)
+        if w.song is not None:
+            w.attach_player(position)
+        w.show_playback_state()

@@ -1,0 +1,74 @@
+"""Spectrogram scheduling: computed in a worker once a song's lanes are built and painted.
+
+The worker and the first paint of the lanes would otherwise compete for the CPU and the GIL, so the
+job starts :data:`DELAY_MS` after :attr:`TrackView.built`. ``ready`` is emitted once per song when
+the lanes are built and the spectrograms drawn (or failed: the window still works without them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from . import jobs
+from .worker import Task
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+DELAY_MS = 120
+
+
+class SpectrogramController(QObject):
+    ready = Signal()
+
+    def __init__(self, window: "MainWindow", warn: Callable[[str], None]):
+        super().__init__(window)
+        self.w = window
+        self.warn = warn
+        self.task: Task | None = None
+        self.spectrograms: dict = {}
+        self.error: str | None = None
+        self._ready_sent = False
+        window.song_page.tracks.built.connect(self._on_tracks_built)
+
+    def reset(self) -> None:
+        """A new song is shown: forget the old spectrograms, stop computing them."""
+        if self.task is not None:
+            self.task.cancel()
+        self.task = None
+        self.spectrograms = {}
+        self.error = None
+        self._ready_sent = False
+
+    def _on_tracks_built(self) -> None:
+        QTimer.singleShot(DELAY_MS, self.start)
+        self._maybe_ready()
+
+    def start(self) -> None:
+        song = self.w.song
+        if song is None or self.task is not None or self.spectrograms:
+            return
+        mixture, stems = song.mixture, song.stems
+        self.task = self.w.start_task(lambda report, cancel: jobs.run_spectrograms(mixture, stems, report, cancel),
+                                      "spectrograms", None, self._on_done, self._on_error)
+
+    def _on_done(self, specs: dict) -> None:
+        self.task = None
+        self.spectrograms = specs
+        self.w.song_page.tracks.set_spectrograms(specs)
+        self._maybe_ready()
+
+    def _on_error(self, message: str) -> None:
+        self.task = None
+        self.error = message
+        self.warn(f"Could not draw the spectrograms: {message}")
+        self._maybe_ready()
+
+    def _maybe_ready(self) -> None:
+        tracks = self.w.song_page.tracks
+        done = tracks.spectrograms_ready or (self.error is not None and tracks.is_built)
+        if self.w.song is not None and done and not self._ready_sent:
+            self._ready_sent = True
+            self.ready.emit()
