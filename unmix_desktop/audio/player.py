@@ -178,6 +178,10 @@ class StemPlayer:
         self._streaming = False
         self._loop_passes = 0
         self._stretch_thread = bool(stretch_thread)
+        self._count_in: tuple[int, np.ndarray | None] = (0, None)  # UI -> callback: audio to play first
+        self._count_in_seen = 0
+        self._pre: np.ndarray | None = None  # the count-in being played (callback)
+        self._pre_pos = 0
         self._producer = StretchProducer(self, self._sample_rate)
         self._lead = np.zeros((LEAD_FRAMES, 2), np.float32)
         self._lead_stamps = np.zeros(LEAD_FRAMES, np.float64)
@@ -281,15 +285,22 @@ class StemPlayer:
         return self._state.names
 
     # transport -------------------------------------------------------------------------------
-    def play(self) -> None:
-        """Start or resume playback. Raises :class:`PlayerError` when there is no usable output."""
+    def play(self, count_in: np.ndarray | None = None) -> None:
+        """Start or resume playback. Raises :class:`PlayerError` when there is no usable output.
+
+        ``count_in``: float32 (n, 2) audio played before the song starts (a bar of clicks, see
+        :func:`unmix_desktop.analysis.practice.count_in`); the song starts right after it."""
         if not self.available:
             raise PlayerError(self._unavailable_reason)
+        if count_in is not None and not self.playing:
+            self._count_in = (self._count_in[0] + 1, _as_stereo("count-in", count_in))
         self._transport = (self._transport[0] + 1, True)
         self._ensure_producer()
         self._open_stream()
 
     def pause(self) -> None:
+        if self._count_in[1] is not None:
+            self._count_in = (self._count_in[0] + 1, None)  # a count-in still playing stops too
         self._transport = (self._transport[0] + 1, False)
 
     def stop(self) -> None:
@@ -549,6 +560,11 @@ class StemPlayer:
         try:
             if status.output_underflow:
                 self._underruns += 1
+            if self._count_in[0] != self._count_in_seen or self._pre is not None:
+                outdata, frames = self._play_count_in(outdata, frames)
+                if not frames:
+                    self._callbacks += 1
+                    return
             if self._mode == self.BYPASS and self._stretch_params == (1.0, 1.0):
                 engine = self._engine
                 self._apply_requests(engine)
@@ -562,6 +578,22 @@ class StemPlayer:
         except Exception as exc:  # noqa: BLE001 - an exception here would kill the stream
             outdata.fill(0)
             self._callback_error = f"{type(exc).__name__}: {exc}"
+
+    def _play_count_in(self, outdata: np.ndarray, frames: int) -> tuple[np.ndarray, int]:
+        """Copy the next part of the count-in; the part of the block after it, for the song."""
+        seq, audio = self._count_in
+        if seq != self._count_in_seen:
+            self._count_in_seen = seq
+            self._pre, self._pre_pos = audio, 0
+        pre = self._pre
+        if pre is None:
+            return outdata, frames
+        k = min(frames, pre.shape[0] - self._pre_pos)
+        np.copyto(outdata[:k], pre[self._pre_pos:self._pre_pos + k])
+        self._pre_pos += k
+        if self._pre_pos >= pre.shape[0]:
+            self._pre = None
+        return outdata[k:], frames - k
 
     def _stretch_callback(self, outdata: np.ndarray, frames: int) -> None:
         """The callback while tempo/key is not bypassed, or while switching. Never allocates."""
