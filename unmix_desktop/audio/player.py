@@ -170,7 +170,9 @@ class StemPlayer:
         self._stretch_params: tuple[float, float] = (1.0, 1.0)  # (tempo, pitch scale), UI -> producer
         self._mode = self.BYPASS
         self._release_requested = False  # callback -> producer: give the engine back
-        self._fade_in_next = False  # callback -> producer: fade the first stretched frames in
+        self._fade_in_next = False  # callback -> producer: crossfade from the hand-over tail
+        self._handover_tail = np.zeros((SWITCH_FADE, 2), np.float32)  # written in BYPASS mode only
+        self._handover_stamps = np.zeros(SWITCH_FADE, np.float64)
         self._ring = AudioRing()
         self._heard = 0.0  # song frame after the last one the callback played from the ring
         self._seek_mark: tuple[int, int] = (0, 0)  # (ring write index, frame) of the last seek
@@ -189,8 +191,7 @@ class StemPlayer:
         self._lead_mask = np.zeros(LEAD_FRAMES, np.bool_)
         self._idx = np.arange(1, max(self._blocksize, 4096) + 1, dtype=np.float32)
         self._ramp = np.zeros((max(self._blocksize, 4096), 2), np.float32)
-        down = 1.0 - (np.arange(SWITCH_FADE, dtype=np.float32) + 0.5) / SWITCH_FADE
-        self._switch_down = np.repeat(down[:, None], 2, axis=1)
+        self._xf = np.zeros((max(self._blocksize, 4096), 2), np.float32)
 
     # availability and devices --------------------------------------------------------------
     @property
@@ -230,6 +231,7 @@ class StemPlayer:
             if self._blocksize > self._idx.shape[0]:
                 self._idx = np.arange(1, self._blocksize + 1, dtype=np.float32)
                 self._ramp = np.zeros((self._blocksize, 2), np.float32)
+                self._xf = np.zeros((self._blocksize, 2), np.float32)
         if latency is not ...:
             self._latency = latency
         self._unavailable_reason = _probe(self._device) if self._open else None
@@ -607,7 +609,8 @@ class StemPlayer:
                 self._mode = self.STRETCH
                 return
             engine.render(outdata, self._target)
-            # a lead of plain audio, fading out, covers the producer's priming
+            # a lead of plain audio covers the producer's priming; its last SWITCH_FADE frames are
+            # not played but handed over: the stretched output starts there and crossfades from them
             lead, stamps = self._lead, self._lead_stamps
             before = engine.pos
             engine.render(lead, self._target)
@@ -616,10 +619,10 @@ class StemPlayer:
             if loop is not None and engine.pos < before:
                 np.greater_equal(stamps, loop[1], out=self._lead_mask)
                 np.subtract(stamps, float(loop[1] - loop[0]), out=stamps, where=self._lead_mask)
-            tail = lead[-SWITCH_FADE:]
-            np.multiply(tail, self._switch_down, out=tail)
+            np.copyto(self._handover_tail, lead[-SWITCH_FADE:])
+            np.copyto(self._handover_stamps, stamps[-SWITCH_FADE:])
             self._ring.reset()
-            self._ring.write(lead, stamps)
+            self._ring.write(lead[:-SWITCH_FADE], stamps[:-SWITCH_FADE])
             self._heard = float(before)
             self._streaming = True
             self._fade_in_next = True
@@ -629,14 +632,12 @@ class StemPlayer:
         if mode == self.STRETCH and self._stretch_params == (1.0, 1.0):
             self._release_requested = True
         if not self._stretch_thread:  # synchronous producer (tests, benchmarks)
-            while ring.fill < frames and self._producer.step():
+            while (ring.fill < frames or self._release_requested) and self._producer.step():
                 pass
-            if self._release_requested:
-                self._producer.step()
             mode = self._mode
         n = min(frames, ring.fill)
+        before = self._heard
         if n:
-            before = self._heard
             self._heard = ring.read_into(outdata, n)
             if self._heard < before - 1.0 and self._loop is not None:
                 self._loop_passes += 1
@@ -645,14 +646,20 @@ class StemPlayer:
             if self._streaming and mode == self.STRETCH and (self._producer.active or engine.playing):
                 self._stretch_underruns += 1
         self._streaming = n == frames
-        if mode == self.RELEASED:  # the producer gave the engine back: fade out, jump, fade in
+        if mode == self.RELEASED:  # the producer gave the engine back: crossfade to the plain mix
             if n:
-                ramp = self._ramp[:n]
+                ramp = self._ramp[:n]  # 1 - (t + 1) / n: the engine fades in with (t + 1) / n
                 np.divide(self._idx[:n], -float(n), out=ramp[:, 0])
                 np.add(ramp[:, 0], 1.0, out=ramp[:, 0])
                 ramp[:, 1] = ramp[:, 0]
                 np.multiply(outdata[:n], ramp, out=outdata[:n])
-                engine.jump(int(round(self._heard)))
+                if engine.playing:
+                    engine.jump(int(round(before)))  # where the block read from the ring started
+                    plain = self._xf[:n]
+                    engine.render(plain, self._target)
+                    np.add(outdata[:n], plain, out=outdata[:n])
+                else:
+                    engine.jump(int(round(self._heard)))
             self._ring.reset()
             self._streaming = False
             self._mode = self.BYPASS

@@ -218,7 +218,8 @@ class StretchProducer:
         self._fed = 0  # real input frames fed since priming
         self._consumed = 0.0  # input frames the output so far stands for
         self._skip = 0  # output frames still to drop (the stretcher's start delay)
-        self._fade_in = 0  # output frames of fade-in still to apply
+        self._fade_in = 0  # output frames of crossfade from the plain hand-over tail still to do
+        self._tail = None  # (SWITCH_FADE, 2) plain audio the stretched output crossfades from
         self.primed = False
         self.active = False  # playing or flushing: more output is coming
         self.cpu_ns = 0  # this producer's CPU time in step() (thread time)
@@ -226,6 +227,7 @@ class StretchProducer:
         self._thread: threading.Thread | None = None
         ramp = (np.arange(SWITCH_FADE, dtype=np.float32) + 0.5) / SWITCH_FADE
         self._ramp = np.repeat(ramp[:, None], 2, axis=1)
+        self._ramp_down = np.ascontiguousarray(1.0 - self._ramp)
         _PRODUCERS.add(self)
 
     # thread ----------------------------------------------------------------------------------
@@ -279,7 +281,10 @@ class StretchProducer:
         self.primed = False
         self.active = False
 
-    def _prime(self, tempo: float, pitch: float, fade_in: bool) -> None:
+    def _prime(self, tempo: float, pitch: float, handover: bool) -> None:
+        """Reset the stretcher and feed it its start pad. ``handover``: the callback just played plain
+        audio up to here; its last :data:`SWITCH_FADE` frames (``host._handover_tail``, not played)
+        become the first input, and the first output frames crossfade from them."""
         if self._stretcher is None:
             self._stretcher = self._new_stretcher(tempo, pitch)
         else:
@@ -292,8 +297,21 @@ class StretchProducer:
         self._skip = s.get_start_delay()
         self._fed = 0
         self._consumed = 0.0
-        self._fade_in = SWITCH_FADE if fade_in else 0
+        self._fade_in = 0
         self.primed = True
+        if handover:
+            tail, stamps = self.host._handover_tail, self.host._handover_stamps
+            self._feed(np.ascontiguousarray(tail.T), stamps, final=False)
+            self._tail = tail
+            self._fade_in = SWITCH_FADE
+
+    def _feed(self, x: np.ndarray, stamps: np.ndarray, final: bool) -> None:
+        """Give the stretcher ``x`` (2, k) whose frames came from song frames ``stamps`` (k,)."""
+        k = x.shape[1]
+        size = self._in_stamps.shape[0]
+        self._in_stamps[(self._fed + np.arange(k)) % size] = stamps
+        self._fed += k
+        self._stretcher.process(x, final=final)
 
     def step(self) -> bool:
         """One unit of work; ``False`` when there was nothing to do (the caller may sleep)."""
@@ -311,14 +329,16 @@ class StretchProducer:
         host._apply_requests(engine)
         engine.loop = host._loop
         tempo, pitch = host._stretch_params
-        if is_bypass(tempo, pitch):
+        ring = host._ring
+        if is_bypass(tempo, pitch) and self.primed and engine.playing and ring.fill < host._blocksize + CHUNK:
+            tempo, pitch = self._params  # keep a block ready for the callback's crossfade, then release
+        elif is_bypass(tempo, pitch):
             if host._release_requested:
                 host._release_requested = False
                 self.primed = False
                 self.active = False
                 host._mode = host.RELEASED  # hand the engine back to the callback
             return False
-        ring = host._ring
         if ring.fill >= RING_TARGET:
             return False
         if not engine.playing and not self.active:
@@ -326,7 +346,7 @@ class StretchProducer:
         if not self.primed:
             if not engine.playing:
                 return False
-            self._prime(tempo, pitch, fade_in=host._fade_in_next)
+            self._prime(tempo, pitch, handover=host._fade_in_next)
             host._fade_in_next = False
             self.active = True
         s = self._stretcher
@@ -354,11 +374,7 @@ class StretchProducer:
             final = True
             x = np.zeros((2, CHUNK), np.float32)
             stamps = np.full(CHUNK, float(engine.pos))
-        size = self._in_stamps.shape[0]
-        idx = (self._fed + np.arange(CHUNK)) % size
-        self._in_stamps[idx] = stamps
-        self._fed += CHUNK
-        s.process(x, final=final)
+        self._feed(x, stamps, final)
         self._drain(s, tempo)
         if final:
             while s.available() > 0:
@@ -380,10 +396,11 @@ class StretchProducer:
         if k == 0:
             return
         y = np.ascontiguousarray(y, dtype=np.float32)
-        if self._fade_in:
+        if self._fade_in:  # crossfade from the plain tail the callback did not play
             i = SWITCH_FADE - self._fade_in
             m = min(k, self._fade_in)
             y[:m] *= self._ramp[i:i + m]
+            y[:m] += self._tail[i:i + m] * self._ramp_down[i:i + m]
             self._fade_in -= m
         # the song frame of each output frame: the input it stands for advances by the tempo
         c = self._consumed + tempo * np.arange(k, dtype=np.float64)
