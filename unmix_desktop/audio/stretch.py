@@ -42,6 +42,8 @@ CHUNK = 512
 #: Plain (unstretched) frames the callback renders ahead when stretching starts mid-play, to cover the
 #: producer's priming (about 70 ms): the first tempo/key change from bypass is heard after it.
 LEAD_FRAMES = 3072
+#: Silent input frames fed at most to let the stretcher's tail out after a pause or the end.
+FLUSH_LIMIT = 16 * CHUNK
 #: Frames of the fade-out / fade-in used where playback switches between bypass and stretching.
 SWITCH_FADE = 512
 
@@ -214,6 +216,8 @@ class StretchProducer:
         self._stretcher = None
         self._params = (1.0, 1.0)
         self._inbuf = np.zeros((CHUNK, 2), np.float32)
+        self._zeros = np.zeros((2, CHUNK), np.float32)
+        self._flush_until = -1  # input frames the output must cover before the stretcher goes idle
         self._in_stamps = np.zeros(1 << 16, np.float64)  # song frame of input frame k (mod size)
         self._fed = 0  # real input frames fed since priming
         self._consumed = 0.0  # input frames the output so far stands for
@@ -298,6 +302,7 @@ class StretchProducer:
         self._fed = 0
         self._consumed = 0.0
         self._fade_in = 0
+        self._flush_until = -1
         self.primed = True
         if handover:
             tail, stamps = self.host._handover_tail, self.host._handover_stamps
@@ -354,7 +359,6 @@ class StretchProducer:
             s.time_ratio = 1.0 / tempo
             s.pitch_scale = pitch
             self._params = (tempo, pitch)
-        final = False
         if engine.playing:
             before = engine.pos
             buf = self._inbuf
@@ -367,20 +371,23 @@ class StretchProducer:
             elif after != before + CHUNK and engine.playing:
                 stamps = after - CHUNK + np.arange(CHUNK, dtype=np.float64)  # a seek (crossfaded)
             if not engine.playing:  # paused or at the end in this chunk: let the tail out
-                final = True
                 np.minimum(stamps, after, out=stamps)
+                self._flush_until = self._fed + CHUNK
             x = np.ascontiguousarray(buf.T)
         else:
-            final = True
-            x = np.zeros((2, CHUNK), np.float32)
+            # Flush with silence, one chunk per step (``process(final=True)`` would do it all at
+            # once: about 60 ms in one go, longer than the ring lasts).
+            if self._flush_until < 0:
+                self._flush_until = self._fed
+            x = self._zeros
             stamps = np.full(CHUNK, float(engine.pos))
-        self._feed(x, stamps, final)
+        self._feed(x, stamps, False)
         self._drain(s, tempo)
-        if final:
-            while s.available() > 0:
-                self._drain(s, tempo)
+        if not engine.playing and (self._consumed >= self._flush_until
+                                   or self._fed > self._flush_until + FLUSH_LIMIT):
             self.primed = False
             self.active = False
+            self._flush_until = -1
         return True
 
     def _drain(self, s, tempo: float) -> None:
