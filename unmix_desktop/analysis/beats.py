@@ -8,8 +8,9 @@ A compact version of the classic pipeline (Ellis 2007, as in librosa's ``beat_tr
    multiples and weighted by a broad prior around 120 BPM (log-normal, one octave wide), peak
    refined by parabolic interpolation;
 3. beats: dynamic programming that trades onset strength against deviation from that period;
-4. metrical level: of the tempo, its double and its half, the fastest whose beats are still
-   subdivided (:func:`metrical_level`), so that the eighth notes are not taken for beats;
+4. metrical level: of the tempo and its multiples and fractions by 2 and 3, the fastest
+   whose beats nearly all carry a kick/snare/bass/chord onset (:func:`metrical_level`), so
+   that hi-hat eighth notes are not taken for beats;
 5. BPM: the slope of a least-squares line through the beat times (sub-frame precise);
 6. downbeats: 4 beats to the bar; the bar phase whose beats carry the most low-frequency
    (kick/bass) onset energy.
@@ -111,8 +112,10 @@ def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(a, np.float32)
 
 
-def onset_envelope(audio: np.ndarray, sample_rate: int = 44100) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(onset strength, low-band onset strength, frames per second)`` of ``audio``."""
+def onset_envelope(audio: np.ndarray, sample_rate: int = 44100) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """``(onset strength, below 120 Hz, below 500 Hz, frames per second)`` of ``audio``: the whole
+    band places the beats; the kick/bass band finds downbeats; the body band (kick, snare body,
+    bass, chords; no cymbals) decides the metrical level."""
     x = _mono(audio, sample_rate)
     fps = ANALYSIS_SR / HOP
     if x.shape[0] < N_FFT:
@@ -125,8 +128,10 @@ def onset_envelope(audio: np.ndarray, sample_rate: int = 44100) -> tuple[np.ndar
     low_bin = int(120.0 * N_FFT / ANALYSIS_SR) + 1  # kick drum and bass
     env = flux.sum(axis=1)
     low = flux[:, 1:low_bin].sum(axis=1)
+    body = flux[:, 1:int(500.0 * N_FFT / ANALYSIS_SR) + 1].sum(axis=1)
     env = np.concatenate([[0.0], env]).astype(np.float64)
     low = np.concatenate([[0.0], low]).astype(np.float64)
+    body = np.concatenate([[0.0], body]).astype(np.float64)
 
     def detrend(e):
         from scipy.ndimage import uniform_filter1d
@@ -136,7 +141,7 @@ def onset_envelope(audio: np.ndarray, sample_rate: int = 44100) -> tuple[np.ndar
         sd = e.std()
         return e / sd if sd > 0 else e
 
-    return detrend(env), detrend(low), fps
+    return detrend(env), detrend(low), detrend(body), fps
 
 
 def estimate_tempo(env: np.ndarray, fps: float, prior_bpm: float = PRIOR_BPM) -> float:
@@ -215,32 +220,30 @@ def track_beats(env: np.ndarray, fps: float, bpm: float, tightness: float = 100.
     return beats
 
 
-def _between(env: np.ndarray, fps: float, frames: np.ndarray, bpm: float) -> float:
-    """Onset strength half-way between beats over the strength on the beats (peaks within 1/8 beat)."""
+def support(body: np.ndarray, fps: float, frames: np.ndarray, bpm: float) -> float:
+    """Fraction of the beats that have an onset in ``body`` (within 1/16 of a beat) of at least a
+    fifth of the strong ones (90th percentile)."""
     if frames.size < 4:
         return 0.0
     from scipy.ndimage import maximum_filter1d
 
     period = 60.0 * fps / bpm
-    peak = maximum_filter1d(env, max(int(period / 8), 1) * 2 + 1)
-    on = peak[frames].mean()
-    return float(peak[(frames[:-1] + frames[1:]) // 2].mean() / on) if on > 0 else 0.0
+    s = maximum_filter1d(body, max(int(period / 16), 1) * 2 + 1)[frames]
+    ref = np.percentile(s, 90)
+    return float(np.mean(s > 0.2 * ref)) if ref > 0 else 0.0
 
 
-def metrical_level(env: np.ndarray, fps: float, bpm: float) -> tuple[float, np.ndarray]:
-    """The beat level among ``bpm`` x 2, x 1, x 1/2 and its beat frames: the fastest level whose
-    beats are still subdivided (something sounds half-way between beats, as the eighth notes do
-    between quarter notes). A level with nothing between its beats is the subdivision itself."""
-    chosen = None
-    for level in (bpm * 2.0, bpm, bpm / 2.0):
+def metrical_level(env: np.ndarray, body: np.ndarray, fps: float, bpm: float) -> tuple[float, np.ndarray]:
+    """The beat level among ``bpm`` x 3, x 2, x 1, x 1/2, x 1/3 and its beat frames: the fastest
+    level on whose beats (nearly) always something sounds in the body band (kick, snare, bass,
+    chords). Faster levels leave every other beat to the cymbals, or to nothing."""
+    for level in (bpm * 3.0, bpm * 2.0, bpm, bpm / 2.0, bpm / 3.0):
         if not BPM_MIN <= level <= BPM_MAX:
             continue
         frames = track_beats(env, fps, level)
-        if _between(env, fps, frames, level) >= 0.2:
+        if support(body, fps, frames, level) >= 0.85:
             return level, frames
-        if level == bpm:
-            chosen = (level, frames)
-    return chosen if chosen is not None else (bpm, track_beats(env, fps, bpm))
+    return bpm, track_beats(env, fps, bpm)
 
 
 def _refine_bpm(beat_times: np.ndarray, bpm: float) -> float:
@@ -266,8 +269,8 @@ def _downbeats(beats: np.ndarray, low: np.ndarray, per_bar: int) -> int:
 def analyse(audio: np.ndarray, sample_rate: int = 44100, source: str = "mix",
             beats_per_bar: int = BEATS_PER_BAR) -> BeatGrid:
     """The :class:`BeatGrid` of one signal."""
-    env, low, fps = onset_envelope(audio, sample_rate)
-    bpm0, frames = metrical_level(env, fps, estimate_tempo(env, fps))
+    env, low, body, fps = onset_envelope(audio, sample_rate)
+    bpm0, frames = metrical_level(env, body, fps, estimate_tempo(env, fps))
     times = frames / fps + ONSET_DELAY_S
     bpm = _refine_bpm(times, bpm0)
     phase = _downbeats(frames, low, beats_per_bar)
