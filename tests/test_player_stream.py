@@ -282,3 +282,69 @@ def test_device_choice():
     assert r["ok"] and r["blocksize"] == 1024
     assert r["name"] == "default, ALSA" and r["by_name"]  # the listed name selects the device
     assert r["missing"] == "output device 'USB headset' not found"
+
+
+STRETCH_STREAM = r"""
+import json, time
+import numpy as np
+from unmix_desktop.audio.player import StemPlayer
+
+SR, BLOCK, SECONDS = 44100, 512, 4.0
+n = int(SECONDS * SR)
+t = np.arange(n) / SR
+names = ["vocals", "drums", "bass", "other"]
+stems = {name: np.stack([0.12 * np.sin(2 * np.pi * 110 * (i + 1) * t)] * 2, 1).astype(np.float32)
+         for i, name in enumerate(names)}
+captured = []
+
+
+class PacedPlayer(StemPlayer):
+    # Sleeps to the wall clock after each block, like a clocked device; keeps what it played.
+    def _callback(self, outdata, frames, time_info, status):
+        super()._callback(outdata, frames, time_info, status)
+        if self.rendered >= 0:
+            captured.append(outdata.copy())
+        self.rendered += frames
+        delay = self.t0 + self.rendered / SR - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+p = PacedPlayer(blocksize=BLOCK)
+p.rendered, p.t0 = 0, time.perf_counter()
+p.load(stems)
+time.sleep(0.3)  # the producer thread builds its stretcher
+p.rendered, p.t0 = 0, time.perf_counter()
+p.play()
+start = time.perf_counter()
+plan = [(0.3, lambda: p.set_tempo(0.75)), (0.8, lambda: p.set_key(-2)), (1.3, lambda: p.set_gain_db("drums", -12)),
+        (1.6, lambda: p.set_tempo(1.25)), (2.0, lambda: p.set_key(1, 30)), (2.4, lambda: p.set_pan("bass", 0.5)),
+        (2.8, lambda: (p.set_tempo(1.0), p.set_key(0))), (3.2, lambda: p.set_tempo(0.8))]
+done, stretched = 0, False
+while p.playing and time.perf_counter() - start < 15:
+    now = time.perf_counter() - start
+    while done < len(plan) and now >= plan[done][0]:
+        plan[done][1]()
+        done += 1
+    stretched = stretched or p.stretching
+    time.sleep(0.01)
+wall = time.perf_counter() - start
+p.close()
+y = np.concatenate(captured)[:, 0]
+level = np.abs(y).reshape(-1, BLOCK).max(axis=1)
+body = level[5:np.flatnonzero(level > 0.01)[-1] - 5]
+print(json.dumps({"underruns": p.underruns, "stretch_underruns": p.stretch_underruns, "error": p.callback_error,
+                  "changes": done, "position": p.position, "wall": wall, "stretched": stretched,
+                  "max_step": float(np.abs(np.diff(y)).max()), "quiet_blocks": int((body < 0.05).sum())}))
+"""
+
+
+@needs_portaudio
+def test_real_stream_with_tempo_and_key_changes_mid_play():
+    r = run_python(STRETCH_STREAM, timeout=90)
+    assert r["error"] is None and r["changes"] == 8 and r["stretched"]
+    assert r["underruns"] == 0 and r["stretch_underruns"] == 0
+    assert r["position"] == 4.0  # the whole song, in song time
+    assert 3.5 < r["wall"] < 8.0  # 4 s of song at 0.75..1.25
+    # no click and no gap: the largest step stays near the sines' own slope (4 sines of 0.12 up to 440 Hz)
+    assert r["max_step"] < 0.1 and r["quiet_blocks"] == 0

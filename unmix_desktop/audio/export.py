@@ -4,6 +4,10 @@
 callback, so an export equals what the player plays with those faders, sample for sample.
 Files are written through :func:`unmix_desktop.audio.io.save_audio` (temporary file, then rename);
 the source song is never overwritten.
+
+With a tempo or key (``tempo``, ``semitones``, ``cents``), the mix then goes through Rubber Band's
+offline R3 path (:func:`~unmix_desktop.audio.stretch.stretch_offline`): the same library as the
+live player, in its high-quality mode. At tempo 1 and no shift nothing changes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from ..errors import AudioError
 from .io import WRITE_FORMATS, save_audio
 from .mixer import SAMPLE_RATE, MixEngine, MixState
+from .stretch import stretch_offline
 
 KARAOKE_REMOVES = "vocals"
 RENDER_BLOCK = 4096
@@ -24,10 +29,12 @@ RENDER_BLOCK = 4096
 PathLike = str | os.PathLike
 
 
-def render_mix(stems: Mapping[str, np.ndarray], state: MixState, blocksize: int = RENDER_BLOCK) -> np.ndarray:
+def render_mix(stems: Mapping[str, np.ndarray], state: MixState, blocksize: int = RENDER_BLOCK,
+               tempo: float = 1.0, semitones: float = 0.0, cents: float = 0.0) -> np.ndarray:
     """The mix of ``stems`` (name -> float32 (n, 2)) with the settings of ``state``, float32 (n, 2).
 
-    Every name in ``stems`` must be in ``state``. The length is that of the longest stem.
+    Every name in ``stems`` must be in ``state``. The length is that of the longest stem, divided by
+    ``tempo``; ``semitones`` + ``cents`` transpose it.
     """
     names = list(stems)
     engine = MixEngine([stems[n] for n in names], state.gains(names), max_block=blocksize, meters=False)
@@ -35,7 +42,7 @@ def render_mix(stems: Mapping[str, np.ndarray], state: MixState, blocksize: int 
     engine.start()
     for start in range(0, engine.n_frames, blocksize):
         engine.render(out[start : start + blocksize])
-    return out
+    return stretch_offline(out, tempo, semitones, cents, SAMPLE_RATE)
 
 
 def _protected(source_path) -> tuple[PathLike, ...]:
@@ -65,11 +72,15 @@ def export_mix(
     state: MixState,
     source_path: PathLike | Iterable[PathLike] | None = None,
     subtype: str | None = None,
+    *,
+    tempo: float = 1.0,
+    semitones: float = 0.0,
+    cents: float = 0.0,
 ) -> Path:
-    """Render ``stems`` with ``state`` and write it to ``path`` (wav/flac/ogg/mp3 from the suffix)."""
+    """Render ``stems`` with ``state`` (and tempo/key) and write it to ``path`` (wav/flac/ogg/mp3 from the suffix)."""
     path = Path(path)
     check_export_path(path, source_path)
-    audio = render_mix(stems, state)
+    audio = render_mix(stems, state, tempo=tempo, semitones=semitones, cents=cents)
     return save_audio(path, audio, SAMPLE_RATE, subtype=subtype, protect=_protected(source_path))
 
 
@@ -85,14 +96,15 @@ def export_karaoke(
     stems: Mapping[str, np.ndarray],
     source_path: PathLike | Iterable[PathLike] | None = None,
     subtype: str | None = None,
+    **stretch,
 ) -> Path:
-    """Write the karaoke track: all stems but ``vocals``."""
+    """Write the karaoke track: all stems but ``vocals`` (``stretch``: tempo/semitones/cents)."""
     path = Path(path)
     if KARAOKE_REMOVES not in stems:
         raise AudioError(path, f"no '{KARAOKE_REMOVES}' stem to remove (stems: {', '.join(stems) or 'none'})")
     if len(stems) < 2:
         raise AudioError(path, "no stem besides vocals: the karaoke track would be silent")
-    return export_mix(path, stems, karaoke_state(stems), source_path=source_path, subtype=subtype)
+    return export_mix(path, stems, karaoke_state(stems), source_path=source_path, subtype=subtype, **stretch)
 
 
 def export_stems(
@@ -101,8 +113,10 @@ def export_stems(
     fmt: str = "wav",
     source_path: PathLike | Iterable[PathLike] | None = None,
     subtype: str | None = None,
+    **stretch,
 ) -> list[Path]:
-    """Write each stem alone (unity gain, through the same limiter) as ``out_dir/<stem>.<fmt>``."""
+    """Write each stem alone (unity gain, through the same limiter) as ``out_dir/<stem>.<fmt>``
+    (``stretch``: tempo/semitones/cents)."""
     out_dir = Path(out_dir)
     suffix = "." + fmt.lower().lstrip(".")
     if suffix not in WRITE_FORMATS:
@@ -115,5 +129,5 @@ def export_stems(
     written = []
     for name, target in targets.items():
         one = {name: stems[name]}
-        written.append(export_mix(target, one, MixState.from_names([name]), source_path, subtype))
+        written.append(export_mix(target, one, MixState.from_names([name]), source_path, subtype, **stretch))
     return written

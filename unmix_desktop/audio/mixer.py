@@ -265,6 +265,18 @@ class MixEngine:
             self._xf_left = 0
         self.finished = False
 
+    def jump(self, frame: int) -> None:
+        """Move the play head at once, without a crossfade; while playing, the next block fades in.
+
+        For an owner that has faded the previous signal out itself (the stretch stage handing the
+        engine back to the callback)."""
+        self.pos = min(max(int(frame), 0), self.n_frames)
+        self._xf_left = 0
+        self._pending_seek = -1
+        if self.playing and self._fade >= 0:
+            self._fade = 1
+        self.finished = False
+
     # rendering ----------------------------------------------------------------------------------
     def render(self, out: np.ndarray, target: np.ndarray | None = None) -> None:
         """Fill ``out`` (frames, 2) float32 with the next ``frames`` samples of the mix.

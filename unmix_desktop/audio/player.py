@@ -12,6 +12,15 @@ touches again), which is an atomic reference swap in CPython:
 
 The callback itself only calls :meth:`MixEngine.render`, which works in preallocated buffers.
 
+Tempo and key (:meth:`StemPlayer.set_tempo`, :meth:`StemPlayer.set_key`): at tempo 1 and no shift
+the callback renders exactly as above (bit-identical). Otherwise a producer thread
+(:class:`~unmix_desktop.audio.stretch.StretchProducer`) owns the engine: it applies the requests,
+renders the mix, stretches it (Rubber Band R3, real time) and fills a small ring
+(:class:`~unmix_desktop.audio.stretch.AudioRing`); the callback copies from the ring and reports the
+song frame it plays (``_heard``). ``_mode`` says who owns the engine: ``BYPASS`` (the callback),
+``STRETCH`` (the producer), ``RELEASED`` (the producer gave it back; the callback takes it at the next
+block). Switching goes through a short fade-out / fade-in, never a cut.
+
 sounddevice is imported lazily: it raises ``OSError`` at import when libportaudio is missing, and
 then the player reports ``available = False`` with a reason instead of failing.
 """
@@ -25,6 +34,8 @@ import numpy as np
 
 from ..errors import UnmixError
 from .mixer import SAMPLE_RATE, MixEngine, MixState
+from .stretch import (LEAD_FRAMES, SWITCH_FADE, AudioRing, StretchProducer, check_key, check_tempo,
+                      is_bypass, pitch_scale)
 
 NO_PORTAUDIO = "no audio output: install libportaudio2"
 NO_DEVICE = "no output device"
@@ -118,7 +129,11 @@ class StemPlayer:
     ``blocksize``: frames per callback; ``latency``: seconds or ``"low"``/``"high"`` (``None``: PortAudio's).
     ``open_stream=False``: never touch the audio system; the owner drives :meth:`process` (or the
     callback) with its own buffers: tests, benchmarks, rendering to another sink.
+    ``stretch_thread=False``: no producer thread; the callback runs the stretch producer itself
+    (deterministic, for tests and benchmarks only: it is not real-time safe).
     """
+
+    BYPASS, STRETCH, RELEASED = 0, 1, 2
 
     def __init__(
         self,
@@ -128,6 +143,7 @@ class StemPlayer:
         sample_rate: int = SAMPLE_RATE,
         *,
         open_stream: bool = True,
+        stretch_thread: bool = True,
     ):
         self._open = bool(open_stream)
         self._device = device
@@ -149,6 +165,33 @@ class StemPlayer:
         self._callbacks = 0
         self._callback_error: str | None = None
         self._unavailable_reason = _probe(device) if self._open else None
+        # tempo / key stage
+        self._tempo, self._semitones, self._cents = 1.0, 0.0, 0.0
+        self._stretch_params: tuple[float, float] = (1.0, 1.0)  # (tempo, pitch scale), UI -> producer
+        self._mode = self.BYPASS
+        self._release_requested = False  # callback -> producer: give the engine back
+        self._fade_in_next = False  # callback -> producer: crossfade from the hand-over tail
+        self._handover_tail = np.zeros((SWITCH_FADE, 2), np.float32)  # written in BYPASS mode only
+        self._handover_stamps = np.zeros(SWITCH_FADE, np.float64)
+        self._ring = AudioRing()
+        self._heard = 0.0  # song frame after the last one the callback played from the ring
+        self._seek_mark: tuple[int, int] = (0, 0)  # (ring write index, frame) of the last seek
+        self._stretch_underruns = 0
+        self._streaming = False
+        self._loop_passes = 0
+        self._stretch_thread = bool(stretch_thread)
+        self._count_in: tuple[int, np.ndarray | None] = (0, None)  # UI -> callback: audio to play first
+        self._count_in_seen = 0
+        self._pre: np.ndarray | None = None  # the count-in being played (callback)
+        self._pre_pos = 0
+        self._producer = StretchProducer(self, self._sample_rate)
+        self._lead = np.zeros((LEAD_FRAMES, 2), np.float32)
+        self._lead_stamps = np.zeros(LEAD_FRAMES, np.float64)
+        self._lead_base = np.arange(LEAD_FRAMES, dtype=np.float64)
+        self._lead_mask = np.zeros(LEAD_FRAMES, np.bool_)
+        self._idx = np.arange(1, max(self._blocksize, 4096) + 1, dtype=np.float32)
+        self._ramp = np.zeros((max(self._blocksize, 4096), 2), np.float32)
+        self._xf = np.zeros((max(self._blocksize, 4096), 2), np.float32)
 
     # availability and devices --------------------------------------------------------------
     @property
@@ -185,6 +228,10 @@ class StemPlayer:
             if int(blocksize) <= 0:
                 raise PlayerError(f"block size must be positive, got {blocksize}")
             self._blocksize = int(blocksize)  # the engine renders any number of frames
+            if self._blocksize > self._idx.shape[0]:
+                self._idx = np.arange(1, self._blocksize + 1, dtype=np.float32)
+                self._ramp = np.zeros((self._blocksize, 2), np.float32)
+                self._xf = np.zeros((self._blocksize, 2), np.float32)
         if latency is not ...:
             self._latency = latency
         self._unavailable_reason = _probe(self._device) if self._open else None
@@ -199,6 +246,13 @@ class StemPlayer:
         """Replace the stems (name -> float32 (n, 2)); resets faders, position and loop."""
         arrays = [_as_stereo(name, audio) for name, audio in stems.items()]
         self._fade_out_and_wait()
+        self._producer.stop_thread()  # nobody but this thread touches the engine now
+        self._producer.reset()
+        self._mode = self.BYPASS
+        self._release_requested = False
+        self._ring.reset()
+        self._streaming = False
+        self._heard = 0.0
         if int(sample_rate) != self._sample_rate:
             self._close_stream()
             self._sample_rate = int(sample_rate)
@@ -212,6 +266,10 @@ class StemPlayer:
         self._engine = self._new_engine(arrays, target)
         self._state = state
         self._target = target
+        if self._producer.sample_rate != self._sample_rate:
+            self._producer = StretchProducer(self, self._sample_rate)
+        if self._stretch_thread and len(arrays):
+            self._producer.start_thread()  # idle until tempo/key leave 1.0/0; builds the stretcher now
 
     def _fade_out_and_wait(self, timeout: float = 0.5) -> None:
         """Pause with a fade and give the callback time to play it (only when a stream runs)."""
@@ -229,14 +287,22 @@ class StemPlayer:
         return self._state.names
 
     # transport -------------------------------------------------------------------------------
-    def play(self) -> None:
-        """Start or resume playback. Raises :class:`PlayerError` when there is no usable output."""
+    def play(self, count_in: np.ndarray | None = None) -> None:
+        """Start or resume playback. Raises :class:`PlayerError` when there is no usable output.
+
+        ``count_in``: float32 (n, 2) audio played before the song starts (a bar of clicks, see
+        :func:`unmix_desktop.analysis.practice.count_in`); the song starts right after it."""
         if not self.available:
             raise PlayerError(self._unavailable_reason)
+        if count_in is not None and not self.playing:
+            self._count_in = (self._count_in[0] + 1, _as_stereo("count-in", count_in))
         self._transport = (self._transport[0] + 1, True)
+        self._ensure_producer()
         self._open_stream()
 
     def pause(self) -> None:
+        if self._count_in[1] is not None:
+            self._count_in = (self._count_in[0] + 1, None)  # a count-in still playing stops too
         self._transport = (self._transport[0] + 1, False)
 
     def stop(self) -> None:
@@ -270,14 +336,23 @@ class StemPlayer:
         seq, want = self._transport
         if seq != self._transport_seen:
             return want
+        if self._mode != self.BYPASS:
+            return self._engine.playing or self._producer.active or self._ring.fill > 0
         return self._engine.playing
 
     @property
     def position(self) -> float:
-        """Seconds; the frame the engine plays next (a pending seek shows its target)."""
+        """Seconds of the song (at any tempo): the frame heard next (a pending seek shows its target)."""
         seq, frame = self._seek
         if seq != self._seek_seen:
             return frame / self._sample_rate
+        if self._mode != self.BYPASS:
+            ring = self._ring
+            mark_index, mark_frame = self._seek_mark
+            if ring.read_index < mark_index:
+                return mark_frame / self._sample_rate
+            if self._producer.active or ring.fill > 0 or self._streaming:
+                return self._heard / self._sample_rate
         return self._engine.pos / self._sample_rate
 
     @property
@@ -287,6 +362,54 @@ class StemPlayer:
     @property
     def sample_rate(self) -> int:
         return self._sample_rate
+
+    # tempo and key -----------------------------------------------------------------------------
+    def set_tempo(self, tempo: float) -> None:
+        """Playback speed, 0.25..2.0 (1.0: the original); the key does not change."""
+        self._tempo = check_tempo(tempo)
+        self._publish_stretch()
+
+    def set_key(self, semitones: float, cents: float = 0.0) -> None:
+        """Transpose by ``semitones`` (-12..12) plus ``cents`` (-100..100); the tempo does not change."""
+        self._semitones, self._cents = check_key(semitones, cents)
+        self._publish_stretch()
+
+    @property
+    def tempo(self) -> float:
+        return self._tempo
+
+    @property
+    def key(self) -> tuple[float, float]:
+        """``(semitones, cents)``."""
+        return self._semitones, self._cents
+
+    def _publish_stretch(self) -> None:
+        self._stretch_params = (self._tempo, pitch_scale(self._semitones, self._cents))
+        self._ensure_producer()
+
+    def _ensure_producer(self) -> None:
+        if self._stretch_thread and not is_bypass(*self._stretch_params):
+            self._producer.start_thread()
+
+    @property
+    def stretching(self) -> bool:
+        """Whether the stretch stage is in the signal path now (not bypassed)."""
+        return self._mode != self.BYPASS
+
+    @property
+    def stretch_underruns(self) -> int:
+        """Blocks the callback found the stretch ring short of audio while streaming."""
+        return self._stretch_underruns
+
+    @property
+    def producer_cpu_s(self) -> float:
+        """CPU seconds the stretch producer has used."""
+        return self._producer.cpu_ns / 1e9
+
+    @property
+    def loop_passes(self) -> int:
+        """How many times playback has wrapped from B back to A (for a loop trainer)."""
+        return self._loop_passes
 
     # mix controls ----------------------------------------------------------------------------
     def _publish(self) -> None:
@@ -393,6 +516,7 @@ class StemPlayer:
         """Fade out and release the audio device. The player can play again later."""
         self._fade_out_and_wait()
         self._close_stream()
+        self._producer.stop_thread()
 
     def __enter__(self) -> "StemPlayer":
         return self
@@ -411,31 +535,131 @@ class StemPlayer:
         """Render the next ``len(outdata)`` frames into ``outdata`` exactly as the stream callback does."""
         self._callback(outdata, outdata.shape[0], None, _NO_STATUS)
 
+    def _apply_requests(self, engine: MixEngine) -> None:
+        """Apply pending transport and seek requests to ``engine`` (its owner's thread)."""
+        seq, want = self._transport
+        seek_seq, frame = self._seek
+        engine.loop = self._loop
+        if engine.playing:  # pause first, so that stop() lands exactly on its seek target
+            if seq != self._transport_seen:
+                engine.start() if want else engine.pause()
+                self._transport_seen = seq
+            if seek_seq != self._seek_seen:
+                engine.seek(frame)
+                self._seek_mark = (self._ring.write_index, frame)
+                self._seek_seen = seek_seq
+        else:  # seek first, so that play() after a seek starts at the new place
+            if seek_seq != self._seek_seen:
+                engine.seek(frame)
+                self._seek_mark = (self._ring.write_index, frame)
+                self._seek_seen = seek_seq
+            if seq != self._transport_seen:
+                engine.start() if want else engine.pause()
+                self._transport_seen = seq
+
     def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
         """PortAudio's thread: apply pending requests, render one block. Never blocks."""
         try:
             if status.output_underflow:
                 self._underruns += 1
-            engine = self._engine
-            seq, want = self._transport
-            seek_seq, frame = self._seek
-            engine.loop = self._loop
-            if engine.playing:  # pause first, so that stop() lands exactly on its seek target
-                if seq != self._transport_seen:
-                    engine.start() if want else engine.pause()
-                    self._transport_seen = seq
-                if seek_seq != self._seek_seen:
-                    engine.seek(frame)
-                    self._seek_seen = seek_seq
-            else:  # seek first, so that play() after a seek starts at the new place
-                if seek_seq != self._seek_seen:
-                    engine.seek(frame)
-                    self._seek_seen = seek_seq
-                if seq != self._transport_seen:
-                    engine.start() if want else engine.pause()
-                    self._transport_seen = seq
-            engine.render(outdata, self._target)
+            if self._count_in[0] != self._count_in_seen or self._pre is not None:
+                outdata, frames = self._play_count_in(outdata, frames)
+                if not frames:
+                    self._callbacks += 1
+                    return
+            if self._mode == self.BYPASS and self._stretch_params == (1.0, 1.0):
+                engine = self._engine
+                self._apply_requests(engine)
+                before = engine.pos
+                engine.render(outdata, self._target)
+                if engine.pos < before and engine.loop is not None:
+                    self._loop_passes += 1
+            else:
+                self._stretch_callback(outdata, frames)
             self._callbacks += 1
         except Exception as exc:  # noqa: BLE001 - an exception here would kill the stream
             outdata.fill(0)
             self._callback_error = f"{type(exc).__name__}: {exc}"
+
+    def _play_count_in(self, outdata: np.ndarray, frames: int) -> tuple[np.ndarray, int]:
+        """Copy the next part of the count-in; the part of the block after it, for the song."""
+        seq, audio = self._count_in
+        if seq != self._count_in_seen:
+            self._count_in_seen = seq
+            self._pre, self._pre_pos = audio, 0
+        pre = self._pre
+        if pre is None:
+            return outdata, frames
+        k = min(frames, pre.shape[0] - self._pre_pos)
+        np.copyto(outdata[:k], pre[self._pre_pos:self._pre_pos + k])
+        self._pre_pos += k
+        if self._pre_pos >= pre.shape[0]:
+            self._pre = None
+        return outdata[k:], frames - k
+
+    def _stretch_callback(self, outdata: np.ndarray, frames: int) -> None:
+        """The callback while tempo/key is not bypassed, or while switching. Never allocates."""
+        mode = self._mode
+        engine = self._engine
+        if mode == self.BYPASS:  # tempo/key just left 1.0/0: hand the engine to the producer
+            self._apply_requests(engine)
+            if not engine.playing:
+                outdata.fill(0)
+                self._ring.reset()
+                self._mode = self.STRETCH
+                return
+            engine.render(outdata, self._target)
+            # a lead of plain audio covers the producer's priming; its last SWITCH_FADE frames are
+            # not played but handed over: the stretched output starts there and crossfades from them
+            lead, stamps = self._lead, self._lead_stamps
+            before = engine.pos
+            engine.render(lead, self._target)
+            np.add(self._lead_base, float(before), out=stamps)
+            loop = engine.loop
+            if loop is not None and engine.pos < before:
+                np.greater_equal(stamps, loop[1], out=self._lead_mask)
+                np.subtract(stamps, float(loop[1] - loop[0]), out=stamps, where=self._lead_mask)
+            np.copyto(self._handover_tail, lead[-SWITCH_FADE:])
+            np.copyto(self._handover_stamps, stamps[-SWITCH_FADE:])
+            self._ring.reset()
+            self._ring.write(lead[:-SWITCH_FADE], stamps[:-SWITCH_FADE])
+            self._heard = float(before)
+            self._streaming = True
+            self._fade_in_next = True
+            self._mode = self.STRETCH
+            return
+        ring = self._ring
+        if mode == self.STRETCH and self._stretch_params == (1.0, 1.0):
+            self._release_requested = True
+        if not self._stretch_thread:  # synchronous producer (tests, benchmarks)
+            while (ring.fill < frames or self._release_requested) and self._producer.step():
+                pass
+            mode = self._mode
+        n = min(frames, ring.fill)
+        before = self._heard
+        if n:
+            self._heard = ring.read_into(outdata, n)
+            if self._heard < before - 1.0 and self._loop is not None:
+                self._loop_passes += 1
+        if n < frames:
+            outdata[n:].fill(0)
+            if self._streaming and mode == self.STRETCH and (self._producer.active or engine.playing):
+                self._stretch_underruns += 1
+        self._streaming = n == frames
+        if mode == self.RELEASED:  # the producer gave the engine back: crossfade to the plain mix
+            if n:
+                ramp = self._ramp[:n]  # 1 - (t + 1) / n: the engine fades in with (t + 1) / n
+                np.divide(self._idx[:n], -float(n), out=ramp[:, 0])
+                np.add(ramp[:, 0], 1.0, out=ramp[:, 0])
+                ramp[:, 1] = ramp[:, 0]
+                np.multiply(outdata[:n], ramp, out=outdata[:n])
+                if engine.playing:
+                    engine.jump(int(round(before)))  # where the block read from the ring started
+                    plain = self._xf[:n]
+                    engine.render(plain, self._target)
+                    np.add(outdata[:n], plain, out=outdata[:n])
+                else:
+                    engine.jump(int(round(self._heard)))
+            self._ring.reset()
+            self._streaming = False
+            self._mode = self.BYPASS

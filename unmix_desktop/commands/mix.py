@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..audio.export import check_export_path, export_karaoke, export_mix
 from .argtypes import non_negative_float, positive_float
-from .play import add_mix_arguments, load_stems, state_from_args, stem_files
+from .play import add_mix_arguments, add_stretch_arguments, load_stems, state_from_args, stem_files, stretch_from_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--karaoke", action="store_true", help="everything but the vocals (ignores the fader options)")
     p.add_argument("--start", type=non_negative_float, default=0.0, metavar="S", help="start at S seconds")
     p.add_argument("--duration", type=positive_float, default=None, metavar="S", help="render S seconds")
+    add_stretch_arguments(p)
     return p
 
 
@@ -28,11 +29,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     inputs = list(stem_files(args.stems_dir).values())  # never overwrite one of the stems
     check_export_path(out, inputs)  # before the (slow) loading
+    stretch = stretch_from_args(args)
     stems = load_stems(args.stems_dir, args.start, args.duration)
     if args.karaoke:
-        written = export_karaoke(out, stems, source_path=inputs)
+        written = export_karaoke(out, stems, source_path=inputs, **stretch)
     else:
-        written = export_mix(out, stems, state_from_args(stems.keys(), args), source_path=inputs)
-    seconds = max(a.shape[0] for a in stems.values()) / 44100
+        written = export_mix(out, stems, state_from_args(stems.keys(), args), source_path=inputs, **stretch)
+    seconds = max(a.shape[0] for a in stems.values()) / 44100 / stretch["tempo"]
     print(f"wrote {written} ({seconds:.1f} s)")
     return 0

@@ -13,7 +13,7 @@ import numpy as np
 from ..audio.io import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from ..audio.mixer import MixState
 from ..errors import AudioError, UsageError
-from .argtypes import non_negative_float, positive_float, positive_int
+from .argtypes import finite_float, non_negative_float, positive_float, positive_int
 
 __all__ = ["UsageError", "add_mix_arguments", "load_stems", "state_from_args", "stem_files"]
 
@@ -29,6 +29,24 @@ def add_mix_arguments(parser: argparse.ArgumentParser, folder_optional: bool = F
                         help="stem gain in dB, -inf..+6 (e.g. drums=-6)")
     parser.add_argument("--pan", action="append", default=[], metavar="STEM=P", help="stem pan, -1 (left) .. 1 (right)")
     parser.add_argument("--master", type=float, default=0.0, metavar="DB", help="master gain in dB (default 0)")
+
+
+def add_stretch_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tempo`` and ``--key``, shared by ``play`` and ``mix``."""
+    parser.add_argument("--tempo", type=finite_float, default=1.0, metavar="R",
+                        help="speed, 0.25..2 (0.8 = 80 %%); the key stays (default 1)")
+    parser.add_argument("--key", type=finite_float, default=0.0, metavar="SEMITONES",
+                        help="transpose by -12..12 semitones (fractions are cents); the tempo stays")
+
+
+def stretch_from_args(args: argparse.Namespace) -> dict:
+    """``{"tempo", "semitones", "cents"}`` from ``--tempo``/``--key``, checked."""
+    from ..audio.stretch import check_key, check_tempo, semitone_cents
+
+    tempo = check_tempo(args.tempo)
+    semitones, cents = semitone_cents(args.key)
+    check_key(semitones, cents)
+    return {"tempo": tempo, "semitones": semitones, "cents": cents}
 
 
 def _names(values: list[str]) -> list[str]:
@@ -113,6 +131,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--list-devices", action="store_true", help="list the output devices and exit")
     p.add_argument("--blocksize", type=positive_int, default=512, metavar="FRAMES", help="frames per audio block (default 512)")
     p.add_argument("--latency", default=None, metavar="S", help="output latency in seconds, or low/high")
+    add_stretch_arguments(p)
+    p.add_argument("--count-in", action="store_true", help="one bar of clicks (at the song's detected tempo) first")
     return p
 
 
@@ -152,8 +172,19 @@ def run(args: argparse.Namespace) -> int:
         raise PlayerError(player.unavailable_reason)
     stems = load_stems(args.stems_dir, args.start, args.duration)
     state = state_from_args(stems.keys(), args)
+    stretch = stretch_from_args(args)
     player.load(stems)
     player.set_mix_state(state)
+    player.set_tempo(stretch["tempo"])
+    player.set_key(stretch["semitones"], stretch["cents"])
+    clicks = None
+    if args.count_in:
+        from ..analysis.beats import estimate_beats
+        from ..analysis.practice import count_in
+
+        grid = estimate_beats(stems)
+        clicks = count_in(grid.bpm, grid.beats_per_bar, stretch["tempo"])
+        print(f"count-in: {grid.bpm:.1f} BPM ({grid.source})", flush=True)
     if args.loop:
         player.set_loop(0.0, player.duration)
     tty = sys.stdout.isatty()
@@ -163,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"playing {Path(args.stems_dir).name}: {heard}{looping}", flush=True)
     interrupted = False
     try:
-        player.play()
+        player.play(count_in=clicks)
         last_print = 0.0
         while player.playing:
             now = time.monotonic()
@@ -177,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         player.close()
     print(f"  {_clock(offset + player.position)} / {_clock(total)}" + ("  stopped" if interrupted else ""))
-    print(f"underruns: {player.underruns}  clipped samples: {player.clipped}")
+    print(f"underruns: {player.underruns}  clipped samples: {player.clipped}"
+          + (f"  stretch underruns: {player.stretch_underruns}" if player.stretching else ""))
     if player.callback_error:
         raise PlayerError(f"audio callback failed: {player.callback_error}")
     return 0

@@ -1,0 +1,1 @@
+"""Musical analysis of songs and stems (beats, metronome, practice helpers); no Qt."""
