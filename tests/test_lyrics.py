@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from unmix_desktop.lyrics import (LyricsFollower, LyricsSettings, find_lyrics, load_lyrics_file, parse_lrc,
-                                  read_tag_lyrics)
+from unmix_desktop.lyrics import (
+    LyricsFollower,
+    LyricsSettings,
+    find_lyrics,
+    load_lyrics_file,
+    lyrics_for_song,
+    parse_lrc,
+    read_tag_lyrics,
+)
 
 LRC = """\ufeff[ar:The Band]
 [ti:A Song]
@@ -253,3 +260,12 @@ def test_offset_nudge_round_trips_json():
     again = LyricsSettings.from_dict(saved)
     assert LyricsFollower(parse_lrc(LRC), again).state(12.6) == f.state(12.6)
     assert LyricsSettings.from_dict({"offset_ms": "x", "path": 3}) == LyricsSettings()
+
+
+def test_a_file_opened_by_hand_wins(tmp_path):
+    song = _silence(tmp_path / "song.flac")
+    write(tmp_path / "song.lrc", "[00:01.00]beside the song\n")
+    other = write(tmp_path / "elsewhere.lrc", "[00:02.00]opened by hand\n")
+    assert lyrics_for_song(song).lines[0].text == "beside the song"
+    settings = LyricsSettings(path=str(other))
+    assert lyrics_for_song(song, settings.path).lines[0].text == "opened by hand"

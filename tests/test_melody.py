@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from unmix_desktop.analysis.melody import (Contour, MelodyError, cache_path, melody_for_stems, midi_to_hz,
-                                           quantise_notes, shift_contour, track_melody)
+from unmix_desktop.analysis.melody import (
+    Contour,
+    MelodyError,
+    cache_path,
+    melody_for_stems,
+    midi_to_hz,
+    quantise_notes,
+    shift_contour,
+    track_melody,
+)
 from unmix_desktop.analysis.singing import SingScorer, cents_off
 from unmix_desktop.audio.mic import Microphone
 from unmix_desktop.lyrics import Line

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_player_stream import needs_portaudio, run_python
+
 from unmix_desktop.audio.mic import Microphone, YinPitch
 
 SR = 44100

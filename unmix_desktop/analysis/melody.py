@@ -22,9 +22,9 @@ import os
 import sys
 import tempfile
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class Contour:
         return path
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike) -> "Contour":
+    def from_csv(cls, path: str | os.PathLike) -> Contour:
         path = Path(path)
         try:
             data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
@@ -226,7 +226,7 @@ class Note:
     end: float
     midi: int
 
-    def shifted(self, semitones: int) -> "Note":
+    def shifted(self, semitones: int) -> Note:
         return Note(self.start, self.end, self.midi + int(semitones))
 
 
@@ -288,9 +288,7 @@ def quantise_notes(contour: Contour, semitones: int = 0, median_s: float = 0.07,
         # Merge too-short pieces into the previous one (or the next, for the first).
         merged: list[list[int]] = []
         for piece in pieces:
-            if merged and piece[1] - piece[0] < min_frames:
-                merged[-1][1] = piece[1]
-            elif merged and merged[-1][1] - merged[-1][0] < min_frames:
+            if merged and piece[1] - piece[0] < min_frames or merged and merged[-1][1] - merged[-1][0] < min_frames:
                 merged[-1][1] = piece[1]
             else:
                 merged.append(piece)

@@ -5,7 +5,7 @@ seeks and loops need nothing special: the follower is a pure function of song ti
 from .follower import FollowState, LyricsFollower, LyricsSettings
 from .lrc import parse_lrc
 from .model import Line, Lyrics, Word
-from .sources import find_lyrics, load_lyrics_file, read_tag_lyrics
+from .sources import find_lyrics, load_lyrics_file, lyrics_for_song, read_tag_lyrics
 
 __all__ = ["FollowState", "Line", "Lyrics", "LyricsFollower", "LyricsSettings", "Word", "find_lyrics",
-           "load_lyrics_file", "parse_lrc", "read_tag_lyrics"]
+           "load_lyrics_file", "lyrics_for_song", "parse_lrc", "read_tag_lyrics"]

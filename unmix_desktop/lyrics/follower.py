@@ -35,7 +35,7 @@ class LyricsSettings:
         return {"offset_ms": int(self.offset_ms), "path": self.path}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "LyricsSettings":
+    def from_dict(cls, data: dict | None) -> LyricsSettings:
         data = data or {}
         try:
             offset = int(data.get("offset_ms", 0))

@@ -155,8 +155,7 @@ def parse_lrc(text: str, source: str = "") -> Lyrics:
                     w_end = word_end
                 else:
                     w_end = _estimated_end(w_start, w_text, next_start)
-                if w_end < w_start:
-                    w_end = w_start
+                w_end = max(w_end, w_start)
                 timed_words.append(Word(w_start, w_end, w_text))
             if any(b.start < a.start for a, b in zip(timed_words, timed_words[1:])):
                 problems.append(f"line {_number}: word times out of order, word timing of this line ignored")

@@ -160,3 +160,11 @@ def read_tag_lyrics(song: str | os.PathLike) -> Lyrics | None:
         return None
     found.sort(key=lambda f: (not f.synced, not f.has_word_times))
     return found[0]
+
+
+def lyrics_for_song(song: str | os.PathLike, chosen_file: str | os.PathLike | None = None) -> Lyrics | None:
+    """The lyrics the app shows for ``song``: the file the user opened by hand (``chosen_file``,
+    saved in the session as ``LyricsSettings.path``) when given, else :func:`find_lyrics`."""
+    if chosen_file:
+        return load_lyrics_file(chosen_file)
+    return find_lyrics(song)
