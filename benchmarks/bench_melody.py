@@ -14,7 +14,10 @@ trackers are to one another on clean input). Speed: seconds of audio per second 
 (x real time, higher is faster), one thread (torch and onnxruntime), on the separated vocals,
 best of ``--repeat`` runs. Weights: where each tracker's weights come from (all inside wheels).
 
-    python benchmarks/bench_melody.py [--trackers swift-f0,pyin,...] [--repeat 2]
+    python benchmarks/bench_melody.py [--trackers swift-f0,pyin,...] [--repeat 1] [--fresh]
+
+Contours are kept in the temp folder (``unmix-bench-melody/``) so an interrupted run resumes;
+``--fresh`` recomputes them (timings are always measured again unless ``--reuse-timing``).
 
 Prints a table and writes benchmarks/results/bench_melody.json.
 """
@@ -37,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from unmix_desktop.analysis.melody import TRACKERS, track_melody  # noqa: E402
+from unmix_desktop.analysis.melody import TRACKERS, Contour, track_melody  # noqa: E402
 from unmix_desktop.audio.io import load_audio, save_audio  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev" / "waveform-playlist-demo"
@@ -65,6 +68,18 @@ def separated_vocals(dev: Path) -> np.ndarray:
     return vocals
 
 
+def cached_contour(name: str, which: str, audio: np.ndarray, fresh: bool) -> tuple[Contour, float | None]:
+    """(contour, seconds it took or None when read from the cache)."""
+    path = Path(tempfile.gettempdir()) / "unmix-bench-melody" / f"{name}-{which}.csv"
+    if path.exists() and not fresh:
+        return Contour.from_csv(path), None
+    t0 = time.perf_counter()
+    contour = track_melody(audio, tracker=name)
+    took = time.perf_counter() - t0
+    contour.to_csv(path)
+    return contour, took
+
+
 def evaluate(ref, est) -> dict:
     import mir_eval
 
@@ -77,7 +92,8 @@ def evaluate(ref, est) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trackers", default=",".join(TRACKERS))
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--fresh", action="store_true", help="recompute cached contours")
     ap.add_argument("--dev", type=Path, default=DEV)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -86,15 +102,18 @@ def main() -> None:
     sep_vocals = separated_vocals(args.dev)
     seconds = true_vocals.shape[0] / 44100
     contours_true, contours_sep, speed = {}, {}, {}
-    for name in dict.fromkeys([REFERENCE] + names):
-        contours_true[name] = track_melody(true_vocals, tracker=name)
-        best = float("inf")
-        for _ in range(max(1, args.repeat)):
+    for name in names:
+        contours_true[name], _ = cached_contour(name, "true", true_vocals, args.fresh)
+        contours_sep[name], took = cached_contour(name, "separated", sep_vocals, args.fresh)
+        timings = [] if took is None else [took]
+        while len(timings) < max(1, args.repeat):
             t0 = time.perf_counter()
-            contours_sep[name] = track_melody(sep_vocals, tracker=name)
-            best = min(best, time.perf_counter() - t0)
-        speed[name] = seconds / best
-        print(f"  {name}: {speed[name]:.1f}x real time", flush=True)
+            track_melody(sep_vocals, tracker=name)
+            timings.append(time.perf_counter() - t0)
+        speed[name] = seconds / min(timings)
+        print(f"  {name}: {speed[name]:.2f}x real time", flush=True)
+    if REFERENCE not in contours_true:
+        contours_true[REFERENCE], _ = cached_contour(REFERENCE, "true", true_vocals, args.fresh)
     ref = contours_true[REFERENCE]
     rows = {}
     for name in names:

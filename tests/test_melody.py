@@ -225,3 +225,12 @@ def test_cli_melody_separates_a_song(tmp_path):
     both = (truth > 0) & (contour.hz > 0)
     assert both.sum() > 0.6 * (truth > 0).sum()
     assert np.mean(np.abs(cents_off(contour.hz[both], truth[both], False)) < 50) > 0.9
+
+
+def test_readings_map_to_song_time_at_any_tempo():
+    from unmix_desktop.analysis.singing import song_times_of_readings
+
+    wall = np.array([100.0, 100.5, 101.0])
+    # At 1.25x tempo the song advanced 1.25 s per wall second; 50 ms of input latency.
+    t = song_times_of_readings(wall, now=101.0, song_now=30.0, tempo=1.25, input_latency=0.05)
+    assert t == pytest.approx([30 - 1.05 * 1.25, 30 - 0.55 * 1.25, 30 - 0.05 * 1.25])

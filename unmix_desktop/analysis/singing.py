@@ -70,3 +70,17 @@ class SingScorer:
 
     def scored_frames(self) -> int:
         return int(np.count_nonzero(self._marks != NOT_SCORED))
+
+
+def song_times_of_readings(wall: np.ndarray, now: float, song_now: float, tempo: float = 1.0,
+                           input_latency: float = 0.0) -> np.ndarray:
+    """Song times at which microphone readings were sung.
+
+    ``wall``: the readings' ``time.monotonic()`` stamps (:meth:`Microphone.readings`); ``now`` and
+    ``song_now``: a monotonic time and the player's song position at that moment; ``tempo``: song
+    seconds per wall second; ``input_latency``: seconds between singing and the reading
+    (:attr:`Microphone.latency_s`). Valid while playback ran steadily since the readings (the
+    window drops readings made across a seek).
+    """
+    wall = np.asarray(wall, dtype=np.float64)
+    return song_now - (now - wall + float(input_latency)) * float(tempo)
