@@ -83,7 +83,7 @@ class Contour:
             with os.fdopen(fd, "w") as fh:
                 fh.write("time,hz\n")
                 for t, f in zip(self.times, self.hz):
-                    fh.write(f"{t:.4f},{f:.2f}\n")
+                    fh.write(f"{t:.6f},{f:.2f}\n")
             mask = os.umask(0)
             os.umask(mask)
             os.chmod(tmp, 0o666 & ~mask)
