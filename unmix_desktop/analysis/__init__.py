@@ -1,1 +1,1 @@
-"""Musical analysis of songs and stems (beats, metronome, practice helpers); no Qt."""
+"""Musical analysis of songs and stems (beats, metronome, practice helpers, melody); no Qt."""
