@@ -10,7 +10,7 @@ import sys
 from . import __version__
 from .errors import UnmixError
 
-COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train"]
+COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train", "make-corpus"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unmix {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"unmix_desktop.commands.{name}")
+        module = importlib.import_module(f"unmix_desktop.commands.{name.replace('-', '_')}")
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
     return parser
