@@ -32,6 +32,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--targets", metavar="LIST", help="comma-separated targets to write, e.g. vocals,accompaniment")
     p.add_argument("--stems", type=int, choices=(2, 4), default=2,
                    help="4: also split the accompaniment into drums/bass/other (signal processing, see README)")
+    p.add_argument("--four-stem-model", metavar="NAME", default=None,
+                   help="with --stems 4: 'dsp' (signal processing) or a drums/bass/other model, e.g. umx-synth4")
     p.add_argument("--niter", type=int, default=d.niter, help=f"Wiener EM iterations, 0 = ratio mask (default {d.niter})")
     p.add_argument("--softmask", action=argparse.BooleanOptionalAction, default=d.softmask,
                    help="start the Wiener filter from a ratio mask (default: %(default)s)")
@@ -137,7 +139,7 @@ def run(args) -> int:
                 stems = separator.separate(audio, progress=bar)
                 from ..separation.fourstems import four_stems
 
-                stems = four_stems(stems)
+                stems = four_stems(stems, model=args.four_stem_model)
                 if args.targets:
                     wanted = [t.strip() for t in args.targets.split(",")]
                     stems = {k: v for k, v in stems.items() if k in wanted}

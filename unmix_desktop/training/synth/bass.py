@@ -70,7 +70,7 @@ def generate(chords: list[Chord], beats: np.ndarray, downbeat_index: int, rng: n
                 pc, length = root, 2
         elif pattern == "syncopated":
             if _SYNC[bar_pos] == "x" or chord_start:
-                pc, length = (root if rng.random() < 0.75 else fifth), 3
+                pc, length = (root if chord_start or rng.random() < 0.75 else fifth), 3
         else:  # eighths
             if bar_pos % 2 == 0:
                 pc, length = root, 2
