@@ -75,3 +75,30 @@ def test_two_process_ddp_lowers_loss_and_resumes_in_one(tmp_path):
     log = json.loads((out / "train_log.json").read_text())
     assert [h["epoch"] for h in log["history"]] == [1, 2, 3, 4, 5]
     assert log["history"][-1]["train_loss"] < losses[0]
+
+
+def test_sharded_batches_partition_the_epoch(tmp_path):
+    """Rank r of N yields batches r, r+N, ... of the single-process epoch, identical tensors."""
+    import torch
+
+    from unmix_desktop.training.augment import Augmentation
+    from unmix_desktop.training.datasets import make_datasets
+    from unmix_desktop.training.spectral import SpectralBatches, SpectralTrackCache
+
+    _tracks(tmp_path, n_tracks=4, seconds=1.5)
+    train, _ = make_datasets("trackfolder_fix", tmp_path, "drums", ["other"], 1.0, Augmentation(), 2, 0)
+    train.preload()
+    cache = SpectralTrackCache(train, 64)
+    aug = Augmentation(eq_db=3.0)
+    whole = SpectralBatches(cache, aug, 0.5, 2, 2, seed=3)
+    whole.set_epoch(2)
+    ref = list(whole)
+    assert len(ref) == 4
+    for rank in range(2):
+        part = SpectralBatches(cache, aug, 0.5, 2, 2, seed=3).shard(rank, 2)
+        part.set_epoch(2)
+        got = list(part)
+        assert len(got) == 2
+        for k, (x, y) in enumerate(got):
+            rx, ry = ref[k * 2 + rank]
+            assert torch.equal(x, rx) and torch.equal(y, ry)
