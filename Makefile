@@ -7,8 +7,10 @@ STAMP  := $(VENV)/.unmix-installed
 APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 \
             libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth desktop-file-utils
+# Training only (synthetic corpus, `unmix make-corpus`): FluidSynth and a General MIDI soundfont.
+TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
 
-.PHONY: all setup system-deps run test test-slow bench clean
+.PHONY: all setup system-deps training-deps run test test-slow bench clean
 
 all: setup
 
@@ -24,6 +26,9 @@ system-deps:
 	    fi; \
 	  fi; \
 	fi
+
+training-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(TRAIN_APT_PKGS)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +47,7 @@ setup: system-deps $(STAMP)
 run: setup
 	$(BIN)/unmix-desktop $(ARGS)
 
-test: setup
+test: setup training-deps
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-slow: setup

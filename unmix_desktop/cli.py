@@ -12,7 +12,7 @@ import threading
 from . import __version__
 from .errors import Stopped, UnmixError
 
-COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train", "beats", "melody"]
+COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train", "beats", "melody", "make-corpus"]
 #: Signals that stop a command the way Ctrl-C does: temporary files are removed on the way out.
 STOP_SIGNALS = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unmix {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"unmix_desktop.commands.{name}")
+        module = importlib.import_module(f"unmix_desktop.commands.{name.replace('-', '_')}")
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
     return parser

@@ -34,6 +34,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--targets", metavar="LIST", help="comma-separated targets to write, e.g. vocals,accompaniment")
     p.add_argument("--stems", type=int, choices=(2, 4), default=2,
                    help="4: also split the accompaniment into drums/bass/other (signal processing, see README)")
+    p.add_argument("--four-stem-model", metavar="NAME", default=None,
+                   help="with --stems 4: 'dsp' (signal processing) or a drums/bass/other model, e.g. umx-synth4")
     p.add_argument("--niter", type=non_negative_int, default=d.niter, help=f"Wiener EM iterations, 0 = ratio mask (default {d.niter})")
     p.add_argument("--softmask", action=argparse.BooleanOptionalAction, default=d.softmask,
                    help="start the Wiener filter from a ratio mask (default: %(default)s)")
@@ -219,6 +221,15 @@ def result_bases(paths: list[Path]) -> list[str | None]:
     return bases
 
 
+def collect_blocks(blocks) -> dict[str, np.ndarray]:
+    """A stream of ``(offset, {name: (m, 2)})`` blocks -> ``{name: (n, 2)}`` in memory."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for _, chunk in blocks:
+        for name, audio in chunk.items():
+            parts.setdefault(name, []).append(audio)
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
 def output_names(separator, args) -> list[str]:
     """The stems this run writes; one line naming the valid ones when ``--targets`` asks for others."""
     if args.stems != 4:
@@ -281,9 +292,15 @@ def run(args) -> int:
             with open_audio(path, max_duration=args.max_duration, on_warning=warn) as audio:
                 stems = separator.stream(audio, progress=bar)
                 if args.stems == 4:
-                    from ..separation.fourstems import stream_four_stems
+                    from ..separation import learned4
+                    from ..separation.fourstems import four_stems, stream_four_stems
 
-                    stems = ((o, {k: v for k, v in b.items() if k in names}) for o, b in stream_four_stems(stems))
+                    if learned4.is_dsp(args.four_stem_model):
+                        split = stream_four_stems(stems)
+                    else:  # the learned splitter works on the whole accompaniment (memory grows with it)
+                        whole = collect_blocks(stems)
+                        split = iter([(0, four_stems(whole, model=args.four_stem_model))])
+                    stems = ((o, {k: v for k, v in b.items() if k in names}) for o, b in split)
                 files = write_stems(stems, final_dir, args.format, protect=(path,))
             if bar:
                 bar.close(f"{label}: {len(files)} stems -> {final_dir}")

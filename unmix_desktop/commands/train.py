@@ -22,6 +22,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--root", required=True, help="data folder holding train/ and valid/ (e.g. ../shared/data/mir1k)")
     p.add_argument("--out", required=True, help="output folder (bundle, train_log.json, checkpoint/)")
     p.add_argument("--target", default="vocals", help="target source file/folder name (default vocals)")
+    p.add_argument("--targets", default=None, metavar="LIST",
+                   help="several targets, e.g. drums,bass,other: one network each (OUT/<target>/), the input "
+                        "is the sum of these targets (plus --interferers if given), and OUT holds one bundle "
+                        "with all of them; --max-minutes applies to each")
     p.add_argument("--dataset", default="trackfolder_fix",
                    choices=["trackfolder_fix", "trackfolder_var", "sourcefolder", "aligned"],
                    help="data layout (default trackfolder_fix: <split>/<track>/{target,interferers})")
@@ -112,13 +116,68 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    from ..training.distributed import world_from_env
+
+    try:
+        if args.targets:
+            return _run_multi(args)
+        return _run_one(config_from_args(args), args)
+    finally:
+        if world_from_env()[1] > 1:
+            import torch.distributed as td
+
+            if td.is_initialized():
+                td.destroy_process_group()
+
+
+def _run_one(config, args) -> int:
+    from ..training.distributed import world_from_env
     from ..training.trainer import train
 
-    config = config_from_args(args)
     result = train(config, resume=args.resume, quiet=args.quiet)
+    if world_from_env()[0] != 0:
+        return 0
     if not result.history:
         print(f"nothing to do: the checkpoint in {result.out} already ran {config.epochs} epochs")
         return 0
     print(f"{result.out}  (best epoch {result.best_epoch}, valid loss {result.best_valid_loss:.5g}, "
           f"{result.elapsed_s / 60:.1f} min, stopped: {result.stopped})")
+    return 0
+
+
+def _run_multi(args) -> int:
+    """One network per target, then one bundle in OUT holding all of them."""
+    import copy
+    from pathlib import Path
+
+    from ..separation.bundle import load_bundle, save_bundle
+    from ..separation.model import MultiTargetUMX
+    from ..training.distributed import world_from_env
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if len(targets) < 2 or len(set(targets)) != len(targets):
+        raise UnmixError("--targets needs at least two different names, e.g. drums,bass,other")
+    base = config_from_args(args)
+    out = Path(base.out)
+    for target in targets:
+        config = copy.deepcopy(base)
+        config.target = target
+        config.out = str(out / target)
+        config.interferers = [t for t in targets if t != target] + list(base.interferers or [])
+        config.name = f"{base.name or out.name}-{target}"
+        _run_one(config, args)
+    if world_from_env()[0] != 0:
+        return 0
+    nets, cards = {}, {}
+    for target in targets:
+        model = load_bundle(out / target)
+        nets[target] = model.networks[target]
+        cards[target] = model.card
+    card = {"name": base.name or out.name,
+            "description": base.description or f"open-unmix ({', '.join(targets)}) trained on {Path(base.root).name}",
+            "family": "open-unmix", "targets": targets, "data": cards[targets[0]].get("data", {}),
+            "recipe": cards[targets[0]].get("recipe", {}), "high_band": base.high_band,
+            "training": {t: cards[t].get("training", {}) for t in targets}}
+    save_bundle(out, MultiTargetUMX(nets, card=card).eval())
+    print(f"{out}: one bundle with {', '.join(targets)}")
     return 0

@@ -176,16 +176,23 @@ def four_stems(
     sample_rate: int = 44100,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
+    model: str | None = None,
     **params,
 ) -> dict[str, np.ndarray]:
     """``{vocals, accompaniment}`` (the separator's output) -> ``{vocals, drums, bass, other}``.
 
-    The accompaniment is split by :func:`split_accompaniment`; the four stems add up to
-    vocals + accompaniment (the mixture when the separator used its residual).
+    The accompaniment is split by :func:`split_accompaniment`, or by the learned splitter
+    ``model`` (a drums/bass/other bundle name, see :mod:`.learned4`; ``None`` = its default, ``"dsp"``
+    = this module); the four stems add up to vocals + accompaniment (the mixture when the separator
+    used its residual).
     """
     missing = [k for k in ("vocals", "accompaniment") if k not in stems]
     if missing:
         raise ValueError(f"four_stems needs vocals and accompaniment stems (missing: {', '.join(missing)})")
+    from . import learned4
+
+    if not learned4.is_dsp(model):
+        return learned4.four_stems_learned(stems, model or learned4.DEFAULT, progress, cancel)
     parts = split_accompaniment(stems["accompaniment"], sample_rate, progress, cancel, **params)
     return {"vocals": np.asarray(stems["vocals"], dtype=np.float32), **parts}
 

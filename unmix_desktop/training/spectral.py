@@ -133,17 +133,29 @@ class SpectralBatches:
         self.length = int(round(seq_duration * cache.out_rate)) // cache.n_hop + 1  # as the time-domain path
         self.epoch = 0
         self.n_items = len(cache.spectra) * self.samples_per_track
+        self.rank, self.world = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def shard(self, rank: int, world: int) -> "SpectralBatches":
+        """Distributed training: this process yields batches ``rank, rank + world, ...`` of the
+        epoch's batches (each still drawn from ``default_rng([seed, epoch, batch])``), the same number
+        on every rank, so an epoch is the same set of batches whatever the world size."""
+        self.rank, self.world = int(rank), max(1, int(world))
+        return self
+
+    def total_batches(self) -> int:
+        return max(self.n_items // self.batch_size, 1)
+
     def __len__(self) -> int:
-        n = self.n_items // self.batch_size
-        return max(n, 1)
+        return max(self.total_batches() // self.world, 1)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = np.random.default_rng([self.seed, self.epoch, 1 << 30]).permutation(self.n_items)
-        for b in range(len(self)):
+        total = self.total_batches()
+        for k in range(len(self)):
+            b = (k * self.world + self.rank) % total
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             rng = np.random.default_rng([self.seed, self.epoch, int(b)])
             yield self.batch([int(i) % len(self.cache.spectra) for i in idx], rng)

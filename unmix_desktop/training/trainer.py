@@ -381,7 +381,19 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
         log(f"resuming from {ckpt_dir} after epoch {meta['epoch']}")
     if config.threads:
         torch.set_num_threads(int(config.threads))
-    device = resolve_device(config.device)
+    from .distributed import setup
+
+    # joins the process group under torchrun (kept for later runs in this process; the command closes it)
+    dist, device = setup(resolve_device(config.device))
+    return _train(config, out, ckpt_dir, meta, model_sd, opt_tensors, dist, device, log, quiet, on_epoch, data)
+
+
+def _train(config, out, ckpt_dir, meta, model_sd, opt_tensors, dist, device, log, quiet, on_epoch,
+           data) -> TrainResult:
+    if not dist.is_main:  # rank 0 logs; the others only compute
+        def log(msg: str) -> None:
+            return None
+        quiet = True
     out.mkdir(parents=True, exist_ok=True)
 
     if data is None:
@@ -410,6 +422,11 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
         log(f"input statistics over {frames} frames ({stats['seconds']} s); {stats['floored_bins']} "
             f"near-empty bins floored")
     net.to(device)
+    model = net
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -428,6 +445,9 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
         start_epoch = int(meta["epoch"]) + 1
 
     machine = machine_info(device)
+    if dist.enabled:
+        machine["world_size"] = dist.world
+        machine["backend"] = dist.backend
     log_doc = {
         "config": config.to_dict(),
         "machine": machine,
@@ -437,7 +457,8 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
     }
     params = sum(p.numel() for p in net.parameters())
     log(f"model: open-unmix hidden {config.hidden}, {config.layers} BLSTM layers, {max_bin} bins "
-        f"({params / 1e6:.2f} M parameters while training), device {device}, {torch.get_num_threads()} threads")
+        f"({params / 1e6:.2f} M parameters while training), device {device}, {torch.get_num_threads()} threads"
+        + (f", {dist.world} processes ({dist.backend})" if dist.enabled else ""))
 
     t_start = time.perf_counter()
     budget_s = config.max_minutes * 60 if config.max_minutes else None
@@ -450,15 +471,25 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
             from .spectral import SpectralBatches
 
             loader = SpectralBatches(spectral, config.augmentation, config.seq_dur, config.batch_size,
-                                     config.samples_per_track, config.seed)
+                                     config.samples_per_track, config.seed).shard(dist.rank, dist.world)
             loader.set_epoch(epoch)
+        elif dist.enabled:
+            from torch.utils.data.distributed import DistributedSampler
+
+            train_ds.set_epoch(epoch)
+            sampler = DistributedSampler(train_ds, num_replicas=dist.world, rank=dist.rank, shuffle=True,
+                                         seed=config.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+            loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler,
+                                drop_last=len(train_ds) // dist.world >= config.batch_size,
+                                num_workers=config.workers)
         else:
             train_ds.set_epoch(epoch)
             gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
             loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,
                                 drop_last=len(train_ds) >= config.batch_size, generator=gen,
                                 num_workers=config.workers)
-        net.train()
+        model.train()
         losses = []
         bar = _progress(loader, len(loader), f"epoch {epoch}/{config.epochs}", quiet)
         over_budget = False
@@ -470,7 +501,7 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
                 X = magnitude(x, max_bin=max_bin)
                 Y = magnitude(y, max_bin=max_bin)
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.mse_loss(net(X), Y)
+            loss = torch.nn.functional.mse_loss(model(X), Y)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
@@ -481,16 +512,19 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
                 if budget_s:
                     eta = min(eta, budget_s - spent)
                 bar.set_postfix_str(f"loss {np.mean(losses[-20:]):.4g}  run ETA {_fmt_time(eta)}", refresh=False)
-            if budget_s and spent > budget_s:
+            if budget_s and dist.any(spent > budget_s):
                 over_budget = True
                 break
         if not quiet:
             bar.close()
-        train_loss = float(np.mean(losses)) if losses else float("nan")
-        if spectral is not None:
-            valid_loss = valid_cached.loss(net, device)
-        else:
-            valid_loss = validation_loss(net, valid_ds, device, max_bin, config.valid_tracks)
+        train_loss = dist.mean(float(np.mean(losses)) if losses else float("nan"))
+        valid_loss = float("nan")
+        if dist.is_main:  # the others wait for its result
+            if spectral is not None:
+                valid_loss = valid_cached.loss(net, device)
+            else:
+                valid_loss = validation_loss(net, valid_ds, device, max_bin, config.valid_tracks)
+        valid_loss = dist.broadcast_float(valid_loss)
         scheduler.step(valid_loss)
         improved = valid_loss < best_loss
         if improved:
@@ -505,14 +539,17 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
         history.append(record)
         log(f"epoch {epoch}: train {train_loss:.5g}  valid {valid_loss:.5g}{'  *best*' if improved else ''}  "
             f"lr {record['lr']:.2g}  {record['epoch_s']:.0f} s (total {_fmt_time(elapsed)})")
-        if improved:
-            _save_best(out, ckpt_dir, net, config, log_doc, history, best_epoch, best_loss, elapsed, machine)
-        state = {"epoch": epoch, "config": config.to_dict(), "history": history, "stats": stats,
-                 "best_valid_loss": _finite(best_loss), "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                 "elapsed_s": elapsed}
-        save_checkpoint(ckpt_dir, net, optimizer, scheduler, state)
-        log_doc["best_epoch"], log_doc["best_valid_loss"], log_doc["elapsed_s"] = best_epoch, _finite(best_loss), elapsed
-        _atomic_write(out / LOG_NAME, _json_bytes(log_doc))
+        if dist.is_main:
+            if improved:
+                _save_best(out, ckpt_dir, net, config, log_doc, history, best_epoch, best_loss, elapsed, machine)
+            state = {"epoch": epoch, "config": config.to_dict(), "history": history, "stats": stats,
+                     "best_valid_loss": _finite(best_loss), "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                     "elapsed_s": elapsed, "world_size": dist.world}
+            save_checkpoint(ckpt_dir, net, optimizer, scheduler, state)
+            log_doc["best_epoch"], log_doc["best_valid_loss"] = best_epoch, _finite(best_loss)
+            log_doc["elapsed_s"] = elapsed
+            _atomic_write(out / LOG_NAME, _json_bytes(log_doc))
+        dist.barrier()
         if on_epoch:
             on_epoch(record)
         if over_budget:
@@ -525,7 +562,8 @@ def train(config: TrainConfig, resume: bool = False, log: LogFn | None = None, q
     elapsed = elapsed_before + time.perf_counter() - t_start
     log_doc["stopped"] = stopped
     log_doc["elapsed_s"] = elapsed
-    _atomic_write(out / LOG_NAME, _json_bytes(log_doc))
+    if dist.is_main:
+        _atomic_write(out / LOG_NAME, _json_bytes(log_doc))
     if best_epoch:
         log(f"best epoch {best_epoch} (valid loss {best_loss:.5g}); bundle in {out}")
     return TrainResult(out, history, best_epoch, best_loss, elapsed, stopped)
