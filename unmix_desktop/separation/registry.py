@@ -116,6 +116,8 @@ def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
     models += _bundle_infos(bundled_models_dir(), "bundled", broken)
     try:
         user_root = user_models_dir()
+        if not user_root.is_dir():  # paths may hand back a folder it could not create: say why
+            user_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         root = Path(exc.filename) if getattr(exc, "filename", None) else Path("models")
         broken.append(BrokenModel("", str(root), f"{root}: cannot open the user models folder "
