@@ -309,6 +309,24 @@ def test_mix_removes_stale_part_files_of_dead_processes(tmp_path, capsys):
 
 
 # -- 3. output-side failures: one line, exit 2, the batch goes on -----------------------------------
+def test_mix_output_failures_are_one_line(tmp_path, capsys):
+    stems = tmp_path / "song"
+    stems.mkdir()
+    sf.write(stems / "vocals.wav", make_song(0.3)["vocals"], SR)
+    (tmp_path / "a folder.wav").mkdir()
+    assert main(["mix", str(stems), "--out", str(tmp_path / "a folder.wav")]) == 2
+    assert errors(capsys.readouterr().err) == [f"unmix: error: {tmp_path / 'a folder.wav'}: is a folder"]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    try:
+        r = unmix("mix", stems, "--out", ro / "m.wav", prefix=unprivileged())
+    finally:
+        os.chmod(ro, 0o755)
+    assert r.returncode == 2 and errors(r.stderr) == [f"unmix: error: {ro}: Permission denied"]
+    assert os.listdir(ro) == []
+
+
 def test_out_is_a_file(tmp_path, wav, model_dir, capsys):
     song = wav("a.wav", 0.3)
     target = tmp_path / "out.txt"

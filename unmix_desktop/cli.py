@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unmix: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output-side failure no command turned into its own message
-        print(f"unmix: error: {exc.filename or '-'}: {exc.strerror or exc}", file=sys.stderr)
+        from .outputs import os_error_path
+
+        print(f"unmix: error: {os_error_path(exc, '-')}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)

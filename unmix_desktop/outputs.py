@@ -87,6 +87,14 @@ def is_temp_name(name: str) -> bool:
     return bool(_PARTIAL_DIR.match(name) or _PART_FILE.match(name))
 
 
+def os_error_path(exc: OSError, fallback: Path) -> Path:
+    """The path an OS error is about, as the user knows it: a rename's destination, and the
+    folder instead of one of the app's temporary names."""
+    name = exc.filename2 or exc.filename  # a rename names its destination second
+    where = Path(os.fsdecode(name)) if name else Path(fallback)
+    return where.parent if is_temp_name(where.name) else where
+
+
 def remove_stale(folder: Path) -> list[Path]:
     """Remove the app's temporary files/folders in ``folder`` whose writing process is gone.
 

@@ -338,6 +338,6 @@ def save_audio(
         if isinstance(exc, AudioError) or not isinstance(exc, Exception):
             raise
         if isinstance(exc, OSError):
-            raise AudioError(exc.filename or path, exc.strerror or _short(exc)) from exc
+            raise AudioError(outputs.os_error_path(exc, path), exc.strerror or _short(exc)) from exc
         raise AudioError(path, f"could not write ({_short(exc)})") from exc
     return path

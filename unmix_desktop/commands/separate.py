@@ -76,11 +76,7 @@ def _ext(fmt: str) -> str:
 def _write_error(path: Path, exc: BaseException) -> AudioError:
     """One line for a failed write: the OS reason when there is one (disk full, read-only, ...)."""
     if isinstance(exc, OSError):
-        name = exc.filename2 or exc.filename  # a rename names its destination second
-        where = Path(os.fsdecode(name)) if name else path
-        if outputs.is_temp_name(where.name):  # name the user's folder, not our temporary file
-            where = where.parent
-        return AudioError(where, exc.strerror or str(exc))
+        return AudioError(outputs.os_error_path(exc, path), exc.strerror or str(exc))
     try:  # libsndfile does not say why a write failed; a full disk is the usual reason
         if shutil.disk_usage(path if path.is_dir() else path.parent).free < (1 << 20):
             return AudioError(path, os.strerror(errno.ENOSPC))
@@ -308,7 +304,7 @@ def run(args) -> int:
             if bar:
                 bar.close()
             if isinstance(exc, OSError):
-                exc = AudioError(exc.filename or path, exc.strerror or str(exc))
+                exc = AudioError(outputs.os_error_path(exc, path), exc.strerror or str(exc))
             print(f"unmix: error: {exc}", file=sys.stderr)
             failed += 1
     if failed:
