@@ -348,3 +348,34 @@ def test_standard_window_option():
     assert abs(cents(frequency(y[sounding[0]:sounding[-1]]), 392.0)) < 5
     with pytest.raises(StretchError):
         StemPlayer(open_stream=False, stretch_window="long")
+
+
+def test_the_stretch_callback_does_not_allocate():
+    """While stretching, the callback only copies from the ring: no audio buffer is allocated."""
+    import tracemalloc
+
+    p = StemPlayer(open_stream=False)
+    p.load({"a": sine(440.0, 5.0)})
+    p.set_tempo(0.8)
+    p.play()
+    out = np.zeros((BLOCK, 2), np.float32)
+    deadline = time.monotonic() + 5
+    while p._ring.fill < 1500 and time.monotonic() < deadline:
+        p._callback(out, BLOCK, None, Status())
+        time.sleep(0.012)
+    assert p.stretching
+    p._producer.stop_thread()  # from here the ring is fed by the test, not by the producer
+    audio = np.full((28000, 2), 0.1, np.float32)
+    p._ring.write(audio, np.arange(28000, dtype=np.float64))
+    for _ in range(3):
+        p._callback(out, BLOCK, None, Status())
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(40):
+            p._callback(out, BLOCK, None, Status())
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert p.callback_error is None and np.all(out == 0.1)
+    assert current - base < 2048 and peak - base < 4096  # a 512-frame block alone would be 4096 bytes
