@@ -19,7 +19,7 @@ import soundfile as sf
 from unmix_desktop.audio.export import export_mix, render_mix
 from unmix_desktop.audio.mixer import MixState
 from unmix_desktop.audio.player import StemPlayer
-from unmix_desktop.audio.stretch import (LEAD_FRAMES, AudioRing, StretchError, pitch_scale, semitone_cents,
+from unmix_desktop.audio.stretch import (AudioRing, StretchError, pitch_scale, semitone_cents,
                                          stretch_offline)
 
 SR = 44100
@@ -238,7 +238,7 @@ def test_changes_mid_play_crossfade_without_clicks_or_gaps():
     slope = 2 * np.pi * 440 / SR * 0.45
     assert np.abs(np.diff(y[:, 0])).max() < 1.1 * slope
     level = np.abs(y[:, 0]).reshape(-1, BLOCK).max(axis=1)
-    assert level[2:].min() > 0.25  # every block sounds (the -60 dB stem leaves 0.3)
+    assert level[2:].min() > 0.15  # every block sounds (the -60 dB stem leaves 0.3; a gap would be 0)
     assert not modes[39] and modes[41] and not modes[340] and modes[430]
     assert p.stretch_underruns == 0 and p.callback_error is None
 
@@ -336,5 +336,46 @@ def test_ring_wraps():
     assert ring.fill == 0 and ring.read_into(out, 0) == -1.0
 
 
-def test_lead_covers_the_priming():
-    assert LEAD_FRAMES / SR < 0.1  # part of the latency of the first change from 1.0
+def test_standard_window_option():
+    p = StemPlayer(open_stream=False, stretch_thread=False, stretch_window="standard")
+    p.load({"a": sine(440.0, 5.0)})
+    p.set_tempo(1.25)
+    p.set_key(-2)
+    p.play()
+    y = play_all(p)
+    sounding = np.flatnonzero(np.abs(y[:, 0]) > 1e-3)
+    assert abs((sounding[-1] - sounding[0]) / SR - 4.0) < 0.03
+    assert abs(cents(frequency(y[sounding[0]:sounding[-1]]), 392.0)) < 5
+    with pytest.raises(StretchError):
+        StemPlayer(open_stream=False, stretch_window="long")
+
+
+def test_the_stretch_callback_does_not_allocate():
+    """While stretching, the callback only copies from the ring: no audio buffer is allocated."""
+    import tracemalloc
+
+    p = StemPlayer(open_stream=False)
+    p.load({"a": sine(440.0, 5.0)})
+    p.set_tempo(0.8)
+    p.play()
+    out = np.zeros((BLOCK, 2), np.float32)
+    deadline = time.monotonic() + 5
+    while p._ring.fill < 1500 and time.monotonic() < deadline:
+        p._callback(out, BLOCK, None, Status())
+        time.sleep(0.012)
+    assert p.stretching
+    p._producer.stop_thread()  # from here the ring is fed by the test, not by the producer
+    audio = np.full((28000, 2), 0.1, np.float32)
+    p._ring.write(audio, np.arange(28000, dtype=np.float64))
+    for _ in range(3):
+        p._callback(out, BLOCK, None, Status())
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(40):
+            p._callback(out, BLOCK, None, Status())
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert p.callback_error is None and np.all(out == 0.1)
+    assert current - base < 2048 and peak - base < 4096  # a 512-frame block alone would be 4096 bytes

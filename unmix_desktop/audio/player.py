@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import UnmixError
 from .mixer import SAMPLE_RATE, MixEngine, MixState
-from .stretch import (LEAD_FRAMES, SWITCH_FADE, AudioRing, StretchProducer, check_key, check_tempo,
+from .stretch import (DEFAULT_WINDOW, LEAD_FRAMES, SWITCH_FADE, AudioRing, StretchProducer, check_key, check_tempo,
                       is_bypass, pitch_scale)
 
 NO_PORTAUDIO = "no audio output: install libportaudio2"
@@ -131,6 +131,9 @@ class StemPlayer:
     callback) with its own buffers: tests, benchmarks, rendering to another sink.
     ``stretch_thread=False``: no producer thread; the callback runs the stretch producer itself
     (deterministic, for tests and benchmarks only: it is not real-time safe).
+    ``stretch_window``: ``"short"`` (default: control latency within 150 ms down to tempo 0.5) or
+    ``"standard"`` (Rubber Band R3's full quality, more latency), see
+    :data:`unmix_desktop.audio.stretch.WINDOWS`.
     """
 
     BYPASS, STRETCH, RELEASED = 0, 1, 2
@@ -144,6 +147,7 @@ class StemPlayer:
         *,
         open_stream: bool = True,
         stretch_thread: bool = True,
+        stretch_window: str = DEFAULT_WINDOW,
     ):
         self._open = bool(open_stream)
         self._device = device
@@ -184,7 +188,7 @@ class StemPlayer:
         self._count_in_seen = 0
         self._pre: np.ndarray | None = None  # the count-in being played (callback)
         self._pre_pos = 0
-        self._producer = StretchProducer(self, self._sample_rate)
+        self._producer = StretchProducer(self, self._sample_rate, stretch_window)
         self._lead = np.zeros((LEAD_FRAMES, 2), np.float32)
         self._lead_stamps = np.zeros(LEAD_FRAMES, np.float64)
         self._lead_base = np.arange(LEAD_FRAMES, dtype=np.float64)
@@ -267,7 +271,8 @@ class StemPlayer:
         self._state = state
         self._target = target
         if self._producer.sample_rate != self._sample_rate:
-            self._producer = StretchProducer(self, self._sample_rate)
+            self._producer.stop_thread()
+            self._producer = StretchProducer(self, self._sample_rate, self._producer.window)
         if self._stretch_thread and len(arrays):
             self._producer.start_thread()  # idle until tempo/key leave 1.0/0; builds the stretcher now
 
@@ -631,8 +636,9 @@ class StemPlayer:
         ring = self._ring
         if mode == self.STRETCH and self._stretch_params == (1.0, 1.0):
             self._release_requested = True
-        if not self._stretch_thread:  # synchronous producer (tests, benchmarks)
-            while (ring.fill < frames or self._release_requested) and self._producer.step():
+        if not self._stretch_thread:  # synchronous producer (tests, benchmarks): keeps the ring as full
+            # as the thread does, so latencies measured this way are the real ones
+            while (ring.fill < self._producer.ring_target + frames or self._release_requested) and self._producer.step():
                 pass
             mode = self._mode
         n = min(frames, ring.fill)

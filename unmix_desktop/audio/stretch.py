@@ -33,17 +33,29 @@ TEMPO_MIN, TEMPO_MAX = 0.25, 2.0
 KEY_MIN, KEY_MAX = -12.0, 12.0
 CENTS_MIN, CENTS_MAX = -100.0, 100.0
 
-#: Output frames the producer keeps ready in the ring (about 46 ms): part of the control latency.
-RING_TARGET = 2048
-#: Ring capacity in frames (only ``RING_TARGET`` plus a block or two is ever used).
+#: Output frames the producer keeps ready in the ring, per window choice: part of the control
+#: latency, and what carries playback through a producer thread that the system holds back. The
+#: standard window's CPU also comes in bursts (its long FFTs). Measured on a 2-core machine at load
+#: 15: short at 1024 frames had a 140 ms gap in 1 of ~10 runs; standard at 2048, 0-2 underruns per 4 s.
+RING_TARGETS = {"standard": 3072, "short": 2048}
+#: Ring capacity in frames (only the target plus a block or two is ever used).
 RING_CAPACITY = 1 << 15
-#: Input frames the producer renders from the mixer per step.
-CHUNK = 512
+#: Input frames the producer renders from the mixer per step (small: at tempo 0.25 a step makes
+#: four times as many output frames, and the ring's fill swings by that much).
+CHUNK = 256
+#: Rubber Band R3 window choice for the live stage. "short" (the default): one short window; the
+#: stretcher holds about 57 ms of audio at tempo 1, 84 ms at 0.5, 142 ms at 0.25, so with the ring
+#: control changes are heard within 150 ms down to tempo 0.5; 2.3x less CPU; a little less bass resolution (log-spectral
+#: distance to the offline R3 render of the dev song at 0.75/-2: 6.1 dB, vs 4.9 dB standard and 6.7 dB
+#: for the R2 engine). "standard": R3's full multi-resolution analysis (about 97 / 142 / 232 ms).
+#: Export always uses the offline standard path. Measured in benchmarks/bench_player.py.
+WINDOWS = ("short", "standard")
+DEFAULT_WINDOW = "short"
 #: Plain (unstretched) frames the callback renders ahead when stretching starts mid-play, to cover the
 #: producer's priming (about 70 ms): the first tempo/key change from bypass is heard after it.
 LEAD_FRAMES = 3072
 #: Silent input frames fed at most to let the stretcher's tail out after a pause or the end.
-FLUSH_LIMIT = 16 * CHUNK
+FLUSH_LIMIT = 16384
 #: Frames of the fade-out / fade-in used where playback switches between bypass and stretching.
 SWITCH_FADE = 512
 
@@ -93,11 +105,13 @@ def is_bypass(tempo: float, pitch: float) -> bool:
     return tempo == 1.0 and pitch == 1.0
 
 
-def _options(realtime: bool):
+def _options(realtime: bool, window: str = "standard"):
     rb = _rubberband()
     o = rb.Option.ENGINE_FINER | rb.Option.CHANNELS_TOGETHER
     if realtime:
         o = o | rb.Option.PROCESS_REALTIME | rb.Option(_PITCH_HIGH_CONSISTENCY)
+    if window == "short":
+        o = o | rb.Option.WINDOW_SHORT
     return o
 
 
@@ -210,9 +224,13 @@ class StretchProducer:
     synchronously (tests, benchmarks) instead of running the thread.
     """
 
-    def __init__(self, host, sample_rate: int):
+    def __init__(self, host, sample_rate: int, window: str = DEFAULT_WINDOW):
+        if window not in WINDOWS:
+            raise StretchError(f"stretch window must be one of {', '.join(WINDOWS)}, got {window!r}")
         self.host = host
         self.sample_rate = int(sample_rate)
+        self.window = window
+        self.ring_target = RING_TARGETS[window]
         self._stretcher = None
         self._params = (1.0, 1.0)
         self._inbuf = np.zeros((CHUNK, 2), np.float32)
@@ -275,7 +293,7 @@ class StretchProducer:
     # stretcher -------------------------------------------------------------------------------
     def _new_stretcher(self, tempo: float, pitch: float):
         rb = _rubberband()
-        s = rb.RubberBandStretcher(self.sample_rate, 2, _options(realtime=True),
+        s = rb.RubberBandStretcher(self.sample_rate, 2, _options(realtime=True, window=self.window),
                                    initial_time_ratio=1.0 / tempo, initial_pitch_scale=pitch)
         s.set_max_process_size(8192)
         return s
@@ -344,7 +362,7 @@ class StretchProducer:
                 self.active = False
                 host._mode = host.RELEASED  # hand the engine back to the callback
             return False
-        if ring.fill >= RING_TARGET:
+        if ring.fill >= self.ring_target:
             return False
         if not engine.playing and not self.active:
             return False
@@ -418,7 +436,7 @@ class StretchProducer:
         stamps = self._in_stamps[ci % size] + (c - ci)
         ring = self.host._ring
         free = ring.capacity - ring.fill
-        if k > free:  # never happens at RING_TARGET << capacity; drop rather than overwrite
+        if k > free:  # never happens at the ring target << capacity; drop rather than overwrite
             y, stamps = y[:free], stamps[:free]
         ring.write(y, stamps)
 
