@@ -21,6 +21,7 @@ separated window on disk (``unmix separate`` writes blocks as windows finish). P
 from ``os.wait4``. Prints a table with ratios and writes benchmarks/results/bench_separate.json.
 
     python benchmarks/bench_separate.py [--minutes 4] [--repeats 3] [--before /work/main] [--stems4]
+    python benchmarks/bench_separate.py --components   # each optimisation alone, CPU ms, 1 thread
 """
 
 from __future__ import annotations
@@ -112,6 +113,50 @@ def run_once(cmd: list[str], env: dict, out: Path, watch: bool = False) -> dict:
             "first_window_s": found[0] if found else None}
 
 
+def components(repeats: int) -> dict:
+    """CPU time (1 thread, process time, best of ``repeats``) of each optimised piece and its reference.
+
+    One U-Net on one 512 x 1024 segment (the separator's unit of work per window and target), and
+    one Wiener EM iteration on one 11.5-s window (496 frames x 2049 bins, 2 sources). CPU time of
+    one thread is far less sensitive to the machine's load than wall time.
+    """
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from unmix_desktop.separation import postprocess as pp
+    from unmix_desktop.separation import spleeter as sp
+
+    torch.set_num_threads(1)
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.process_time()
+            fn()
+            times.append(time.process_time() - t)
+        return round(min(times) * 1000, 1)
+
+    model = sp.load_spleeter_2stems() if sp.spleeter_weights_available() else sp.SpleeterModel().eval()
+    unet = model.unets["vocals"]
+    x = torch.rand(1, 2, sp.SEGMENT, sp.MAX_BIN) * 30
+    out = {}
+    with torch.no_grad():
+        for backend in ("reference", "onednn", "nnpack"):
+            if backend == "nnpack" and not sp.nnpack_available():
+                continue
+            unet.backend = backend
+            out[f"unet_{backend}_ms"] = best(lambda: unet(x))
+    unet.backend = "auto"
+    rng = np.random.default_rng(0)
+    xs = ((rng.standard_normal((496, 2049, 2)) + 1j * rng.standard_normal((496, 2049, 2))) * 30).astype(np.complex64)
+    v = np.abs(rng.standard_normal((496, 2049, 2, 2))).astype(np.float32)
+    y = pp.initial_estimates(v, xs)
+    out["em_norbert_ms"] = best(lambda: pp.expectation_maximization_norbert(y, xs, 1))
+    out["em_torch_ms"] = best(lambda: pp.expectation_maximization(y, xs, 1))
+    return out
+
+
 def env_for(root: Path) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(root)
@@ -124,8 +169,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--before", metavar="PATH", help="another checkout to time as 'before'")
     ap.add_argument("--stems4", action="store_true", help="also time `unmix separate --stems 4`")
+    ap.add_argument("--components", action="store_true",
+                    help="only time the optimised pieces against their references (CPU, 1 thread)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_separate.json"))
     args = ap.parse_args()
+    if args.components:
+        comp = components(max(3, args.repeats))
+        for k, val in comp.items():
+            print(f"{k:22s} {val:8.1f}")
+        path = Path(args.json)
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data["components_cpu_ms_1thread"] = comp
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"updated {path}")
+        return
     py = sys.executable
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,6 +247,11 @@ def main() -> None:
               "loadavg_start": [round(v, 2) for v in load_start], "loadavg_end": [round(v, 2) for v in load_end],
               "version_startup_s": round(statistics.median(version), 3), "contenders": table,
               "before_checkout": args.before}
+    old = Path(args.json)
+    if old.is_file():  # keep the components table of a --components run
+        comp = json.loads(old.read_text()).get("components_cpu_ms_1thread")
+        if comp:
+            result["components_cpu_ms_1thread"] = comp
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -9,7 +9,7 @@
 2. optional residual source ``x - sum(estimates)`` (for models that only estimate some targets);
 3. ``niter`` iterations of the multichannel Wiener filter's EM (norbert's algorithm), which
    re-estimates each source's power spectral density and spatial covariance and filters the
-   mixture again. :func:`expectation_maximization` runs it vectorised in torch (the default);
+   mixture again. :func:`expectation_maximization` runs it vectorised over frames (the default);
    :func:`expectation_maximization_norbert` is the reference that calls norbert itself.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import torch
 
 EPS = 1e-10
 
@@ -85,46 +84,49 @@ def expectation_maximization_norbert(y: np.ndarray, x: np.ndarray, niter: int,
     return ys * scale
 
 
-def _em_iteration(yr: torch.Tensor, yi: torch.Tensor, xr: torch.Tensor, xi: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One of norbert's EM iterations for stereo, in real float32 arithmetic.
+def _em_iteration(yr: np.ndarray, yi: np.ndarray, xr: np.ndarray, xi: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """One of norbert's EM iterations for stereo, vectorised over frames, in real float32.
 
     ``yr, yi``: real and imaginary parts of the estimates ``(S, C=2, F, T)``; ``xr, xi``: the
     mixture's ``(C=2, F, T)``. Per source ``j``: ``v_j = mean_c |y_jc|^2``;
     ``R_j = sum_t y_j y_j^H / (eps + sum_t v_j)``; ``Cxx = sum_j v_j R_j + sqrt(eps) I``;
     ``y_j = v_j R_j Cxx^-1 x`` (norbert forms ``G_j = v_j R_j Cxx^-1`` first, then ``G_j x``;
     here ``z = Cxx^-1 x`` is formed once for all sources: same math, other rounding). The 2x2
-    matrices are Hermitian, so only ``R_00, R_11`` (real) and ``R_01`` are formed.
+    matrices are Hermitian, so only ``R_00, R_11`` (real) and ``R_01`` are formed. numpy, not
+    torch: these are ~60 memory-bound passes, and on 2 shared cores torch's 2-thread
+    elementwise ops lost more to thread synchronisation than they gained (docs/QUALITY.md).
     """
-    eps = float(np.finfo(np.float32).eps)
-    p0 = yr[:, 0].square() + yi[:, 0].square()                # |y_j0|^2  (S, F, T)
-    p1 = yr[:, 1].square() + yi[:, 1].square()
-    v = (p0 + p1).mul_(0.5)                                   # (S, F, T)
-    w = v.sum(dim=-1, keepdim=True).add_(eps)                 # (S, F, 1)
-    r00 = p0.sum(dim=-1, keepdim=True).div_(w)
-    r11 = p1.sum(dim=-1, keepdim=True).div_(w)
+    eps = np.float32(np.finfo(np.float32).eps)
+    f32 = np.float32
+    p0 = yr[:, 0] * yr[:, 0] + yi[:, 0] * yi[:, 0]           # |y_j0|^2  (S, F, T)
+    p1 = yr[:, 1] * yr[:, 1] + yi[:, 1] * yi[:, 1]
+    v = p0 + p1
+    v *= f32(0.5)
+    w = v.sum(axis=-1, keepdims=True, dtype=f32) + eps      # (S, F, 1)
+    r00 = p0.sum(axis=-1, keepdims=True, dtype=f32) / w
+    r11 = p1.sum(axis=-1, keepdims=True, dtype=f32) / w
     # R_01 = sum_t y_0 conj(y_1)
-    r01r = (yr[:, 0] * yr[:, 1] + yi[:, 0] * yi[:, 1]).sum(dim=-1, keepdim=True).div_(w)
-    r01i = (yi[:, 0] * yr[:, 1] - yr[:, 0] * yi[:, 1]).sum(dim=-1, keepdim=True).div_(w)
-    reg = float(np.sqrt(np.float32(eps)))
-    c00 = (v * r00).sum(dim=0).add_(reg)                      # (F, T)
-    c11 = (v * r11).sum(dim=0).add_(reg)
-    c01r = (v * r01r).sum(dim=0)
-    c01i = (v * r01i).sum(dim=0)
-    inv_det = (c00 * c11 - c01r.square() - c01i.square()).reciprocal_()
+    r01r = (yr[:, 0] * yr[:, 1] + yi[:, 0] * yi[:, 1]).sum(axis=-1, keepdims=True, dtype=f32) / w
+    r01i = (yi[:, 0] * yr[:, 1] - yr[:, 0] * yi[:, 1]).sum(axis=-1, keepdims=True, dtype=f32) / w
+    reg = f32(np.sqrt(eps))
+    c00 = (v * r00).sum(axis=0) + reg                        # (F, T)
+    c11 = (v * r11).sum(axis=0) + reg
+    c01r = (v * r01r).sum(axis=0)
+    c01i = (v * r01i).sum(axis=0)
+    inv_det = f32(1.0) / (c00 * c11 - c01r * c01r - c01i * c01i)
     # z = Cxx^-1 x, Cxx^-1 = [[c11, -c01], [-conj(c01), c00]] / det
-    z0r = (c11 * xr[0] - (c01r * xr[1] - c01i * xi[1])).mul_(inv_det)
-    z0i = (c11 * xi[0] - (c01r * xi[1] + c01i * xr[1])).mul_(inv_det)
-    z1r = (c00 * xr[1] - (c01r * xr[0] + c01i * xi[0])).mul_(inv_det)
-    z1i = (c00 * xi[1] - (c01r * xi[0] - c01i * xr[0])).mul_(inv_det)
+    z0r = (c11 * xr[0] - (c01r * xr[1] - c01i * xi[1])) * inv_det
+    z0i = (c11 * xi[0] - (c01r * xi[1] + c01i * xr[1])) * inv_det
+    z1r = (c00 * xr[1] - (c01r * xr[0] + c01i * xi[0])) * inv_det
+    z1i = (c00 * xi[1] - (c01r * xi[0] - c01i * xr[0])) * inv_det
     # y_j = v_j R_j z: [r00 z0 + r01 z1, conj(r01) z0 + r11 z1] * v_j
-    out_r = torch.empty_like(yr)
-    out_i = torch.empty_like(yi)
-    torch.mul(r00 * z0r + (r01r * z1r - r01i * z1i), v, out=out_r[:, 0])
-    torch.mul(r00 * z0i + (r01r * z1i + r01i * z1r), v, out=out_i[:, 0])
-    torch.mul(r11 * z1r + (r01r * z0r + r01i * z0i), v, out=out_r[:, 1])
-    torch.mul(r11 * z1i + (r01r * z0i - r01i * z0r), v, out=out_i[:, 1])
-    return out_r, out_i
+    out = np.empty((2,) + yr.shape, np.float32)              # (re/im, S, C, F, T)
+    np.multiply(r00 * z0r + (r01r * z1r - r01i * z1i), v, out=out[0, :, 0])
+    np.multiply(r00 * z0i + (r01r * z1i + r01i * z1r), v, out=out[1, :, 0])
+    np.multiply(r11 * z1r + (r01r * z0r + r01i * z0i), v, out=out[0, :, 1])
+    np.multiply(r11 * z1i + (r01r * z0i - r01i * z0r), v, out=out[1, :, 1])
+    return out[0], out[1]
 
 
 def expectation_maximization(y: np.ndarray, x: np.ndarray, niter: int,
@@ -133,8 +135,8 @@ def expectation_maximization(y: np.ndarray, x: np.ndarray, niter: int,
 
     ``y`` ``(frames, bins, channels, sources)``, ``x`` ``(frames, bins, channels)`` complex.
     Works on scaled copies (norbert's ``wiener()`` divides its input in place when max|x| > 10)
-    and lets the caller stop between iterations. Stereo runs vectorised over all frames in torch
-    (same result as :func:`expectation_maximization_norbert` to float rounding); other channel
+    and lets the caller stop between iterations. Stereo runs vectorised over all frames
+    (:func:`_em_iteration`; same result as :func:`expectation_maximization_norbert` to float rounding); other channel
     counts use norbert. The result is a view of an ``(S, C, F, T)`` array, so each source's
     ``(C, F, T)`` transpose is contiguous for the inverse STFT.
     """
@@ -142,18 +144,22 @@ def expectation_maximization(y: np.ndarray, x: np.ndarray, niter: int,
         return y
     if x.shape[-1] != 2:
         return expectation_maximization_norbert(y, x, niter, should_stop)
-    ys, xs, scale = _scaled_copies(y, x)
-    yt = torch.from_numpy(ys).permute(3, 2, 1, 0)                # (S, C, F, T)
-    xt = torch.from_numpy(xs).permute(2, 1, 0)                    # (C, F, T)
-    yr, yi = yt.real.contiguous(), yt.imag.contiguous()
-    xr, xi = xt.real.contiguous(), xt.imag.contiguous()
-    with torch.no_grad():
-        for _ in range(niter):
-            if should_stop:
-                should_stop()
-            yr, yi = _em_iteration(yr, yi, xr, xi)
-        out = torch.complex(yr.mul_(scale), yi.mul_(scale))
-    return out.numpy().transpose(3, 2, 1, 0)
+    scale = max(1.0, float(np.abs(x).max()) / 10.0)
+    yt = y.transpose(3, 2, 1, 0)                                  # (S, C, F, T) views
+    xt = x.transpose(2, 1, 0)                                     # (C, F, T)
+    inv = np.float32(1.0 / scale)
+    yr = np.ascontiguousarray(yt.real, dtype=np.float32) * inv   # scaled copies: inputs untouched
+    yi = np.ascontiguousarray(yt.imag, dtype=np.float32) * inv
+    xr = np.ascontiguousarray(xt.real, dtype=np.float32) * inv
+    xi = np.ascontiguousarray(xt.imag, dtype=np.float32) * inv
+    for _ in range(niter):
+        if should_stop:
+            should_stop()
+        yr, yi = _em_iteration(yr, yi, xr, xi)
+    out = np.empty(yr.shape, np.complex64)                        # (S, C, F, T)
+    out.real = yr * np.float32(scale)
+    out.imag = yi * np.float32(scale)
+    return out.transpose(3, 2, 1, 0)
 
 
 def postprocess(v: np.ndarray, x: np.ndarray, niter: int = 1, softmask: bool = True, power: float = 1.0,
