@@ -234,3 +234,9 @@ def test_readings_map_to_song_time_at_any_tempo():
     # At 1.25x tempo the song advanced 1.25 s per wall second; 50 ms of input latency.
     t = song_times_of_readings(wall, now=101.0, song_now=30.0, tempo=1.25, input_latency=0.05)
     assert t == pytest.approx([30 - 1.05 * 1.25, 30 - 0.55 * 1.25, 30 - 0.05 * 1.25])
+
+
+def test_a_missing_tracker_package_is_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "librosa", None)  # makes `import librosa` fail
+    with pytest.raises(MelodyError, match="'pyin' needs the librosa package"):
+        track_melody(np.zeros(SR, np.float32), tracker="pyin")

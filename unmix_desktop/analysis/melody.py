@@ -205,6 +205,10 @@ TRACKERS: dict[str, Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]] 
 }
 
 
+PACKAGES = {"swift-f0": "swift-f0", "pyin": "librosa", "crepe-tiny": "torchcrepe", "crepe-full": "torchcrepe",
+            "pesto": "pesto-pitch"}
+
+
 def track_melody(audio: np.ndarray, sample_rate: int = 44100, tracker: str = DEFAULT_TRACKER) -> Contour:
     """f0 contour of a (mostly solo) voice. ``audio``: float32 (n, 2) or (n,) at ``sample_rate``."""
     if tracker not in TRACKERS:
@@ -212,7 +216,11 @@ def track_melody(audio: np.ndarray, sample_rate: int = 44100, tracker: str = DEF
     mono = to_mono(audio)
     if mono.size == 0:
         return Contour(np.zeros(0), np.zeros(0, np.float32))
-    times, hz = TRACKERS[tracker](mono, int(sample_rate))
+    try:
+        times, hz = TRACKERS[tracker](mono, int(sample_rate))
+    except ImportError as exc:
+        package = PACKAGES.get(tracker, exc.name or "?")
+        raise MelodyError(f"pitch tracker '{tracker}' needs the {package} package, which is not installed") from exc
     hz = np.nan_to_num(np.asarray(hz, dtype=np.float64), nan=0.0)
     return Contour(np.asarray(times, dtype=np.float64), np.maximum(hz, 0).astype(np.float32))
 
