@@ -9,30 +9,13 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from .bsseval import METRICS, TrackScores
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def _num(x: float) -> float | None:
@@ -119,7 +102,7 @@ class EvaluationResults:
         writer.writeheader()
         for r in self.rows:
             writer.writerow({k: (f"{r[k]:.4f}" if isinstance(r.get(k), float) else r.get(k, "")) for k in cols})
-        return _atomic_write_bytes(Path(path), buf.getvalue().encode())
+        return atomic_write_bytes(Path(path), buf.getvalue().encode())
 
     def to_dict(self, include_frames: bool = False) -> dict:
         d = {
@@ -138,7 +121,7 @@ class EvaluationResults:
 
     def to_json(self, path: str | os.PathLike, include_frames: bool = False) -> Path:
         text = json.dumps(self.to_dict(include_frames), indent=1, allow_nan=False, default=str)
-        return _atomic_write_bytes(Path(path), text.encode())
+        return atomic_write_bytes(Path(path), text.encode())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "EvaluationResults":
@@ -186,5 +169,5 @@ class EvaluationResults:
             buf = io.BytesIO()
             fig.savefig(buf, format="png")
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
-            paths.append(_atomic_write_bytes(out_dir / f"{prefix}_{safe}.png", buf.getvalue()))
+            paths.append(atomic_write_bytes(out_dir / f"{prefix}_{safe}.png", buf.getvalue()))
         return paths

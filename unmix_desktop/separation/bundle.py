@@ -15,11 +15,11 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write_bytes
 from ..errors import ModelError
 from .model import MultiTargetUMX, OpenUnmix
 
@@ -54,18 +54,6 @@ def validate_model_name(name: str) -> str:
     return name
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_bundle(folder: str | os.PathLike, model: MultiTargetUMX, card: dict | None = None) -> Path:
     """Write ``model`` as a bundle folder (created if needed). Returns the folder."""
     from safetensors.torch import save
@@ -90,8 +78,8 @@ def save_bundle(folder: str | os.PathLike, model: MultiTargetUMX, card: dict | N
     }
     weights = save(tensors)
     meta["weights"] = {"size": len(weights), "sha256": hashlib.sha256(weights).hexdigest()}
-    _atomic_write_bytes(folder / WEIGHTS_NAME, weights)
-    _atomic_write_bytes(folder / JSON_NAME, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(folder / WEIGHTS_NAME, weights)
+    atomic_write_bytes(folder / JSON_NAME, (json.dumps(meta, indent=2) + "\n").encode())
     return folder
 
 
