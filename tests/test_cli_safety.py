@@ -255,7 +255,8 @@ def test_a_later_run_removes_partials_of_a_killed_run_only(tmp_path, wav, model_
     proc = start(["separate", song, "--out", out, "--model-file", model_dir, "--window", "2", "-q"],
                  tmp_path / "err")
     try:
-        (partial,) = wait_for(lambda: out.is_dir() and leftovers(out), proc)
+        (partial,) = wait_for(lambda: out.is_dir() and [p for p in os.listdir(out) if outputs.is_temp_name(p)], proc)
+        partial = out / partial
         proc.kill()  # SIGKILL: no clean-up possible
         proc.wait(timeout=30)
     finally:
