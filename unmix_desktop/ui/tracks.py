@@ -234,7 +234,8 @@ class TrackView(QWidget):
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(6)
-        self.ruler: TimeRuler | None = None
+        self.ruler: TimeRuler | None = None  # set once every lane and plot is built
+        self._ruler: TimeRuler | None = None
         self._todo: list[tuple[str, int]] = []
         self._generation = 0
         self._position = 0.0
@@ -251,7 +252,7 @@ class TrackView(QWidget):
         self.lanes.clear()
         self.strips.clear()
         self.master = None
-        self.ruler = None
+        self.ruler = self._ruler = None
         self._specs = {}
         self._position = 0.0
         self._loop = None
@@ -261,8 +262,8 @@ class TrackView(QWidget):
         self.duration = duration
         todo: list[tuple[str, str, int]] = [("strip", "mixture", -1)]
         todo += [("strip", name, i) for i, name in enumerate(names)]
-        todo += [("plot", "mixture", -1)] + [("plot", name, i) for i, name in enumerate(names)]
-        self._todo = todo + [("ruler", "", -1)]
+        todo += [("ruler", "", -1)]  # before the plots: adding it last re-laid out every plot at once
+        self._todo = todo + [("plot", "mixture", -1)] + [("plot", name, i) for i, name in enumerate(names)]
         self._build_next(self._generation)
 
     @property
@@ -270,16 +271,15 @@ class TrackView(QWidget):
         return self.ruler is not None
 
     def _build_next(self, generation: int) -> None:
-        """One step per event-loop turn: every strip first (the controls work at once), then the plots."""
+        """One step per event-loop turn: every strip first (the controls work at once), the time ruler,
+        then the plots."""
         if generation != self._generation or not self._todo:
             return
         step, name, index = self._todo.pop(0)
         if step == "ruler":
-            self.ruler = TimeRuler(self.duration)
-            self._layout.addWidget(self.ruler)
-            self.built.emit()
-            return
-        if step == "plot":
+            self._ruler = TimeRuler(self.duration)
+            self._layout.addWidget(self._ruler)
+        elif step == "plot":
             self.lanes[name].build_plot()
         else:
             if index < 0:
@@ -298,6 +298,10 @@ class TrackView(QWidget):
             self.lanes[name] = lane
             self._layout.addWidget(lane, 1)
             self.lane_added.emit(name)
+        if not self._todo:
+            self.ruler = self._ruler
+            self.built.emit()
+            return
         QTimer.singleShot(0, lambda: self._build_next(generation))
 
     def set_spectrograms(self, specs: dict[str, DisplaySpectrogram]) -> None:
