@@ -26,7 +26,7 @@ image is kept.
 Limits, honestly: HPSS puts every sustained sound in "harmonic" (sustained cymbals and
 sub-kick tails leak into bass/other; strummed or plucked attacks into drums), and the bass stem
 is simply "sustained content below ~200 Hz" (low piano/synth notes land there too). Measured
-numbers: ``benchmarks/fourstems_dev.py``.
+numbers: ``studies/fourstems_dev.py``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ CARD = {
     "method": "median-filter harmonic/percussive separation (Fitzgerald 2010) on the separated accompaniment; "
               "drums = percussive part, bass = harmonic part below ~200 Hz (soft crossover), "
               "other = the rest; soft masks that sum to 1",
-    "benchmark": "benchmarks/fourstems_dev.py",
+    "benchmark": "studies/fourstems_dev.py",
 }
 STEMS = ("drums", "bass", "other")
 DEFAULTS = {

@@ -21,7 +21,7 @@ outputs as its magnitude estimates (the :class:`~.base.SpectrogramModel` contrac
 separator's ratio mask with ``power = 2`` is exactly Spleeter's mask and the Wiener filter starts
 from it; above 11 kHz the estimates follow the chosen mask ``extension``. The defaults
 (``extension="top-average"``, ``exponent=1`` for a separator with ``power=1``, one EM iteration)
-come from ``benchmarks/quality_study.py``; see docs/QUALITY.md.
+come from ``studies/quality_study.py``; see docs/QUALITY.md.
 
 Loading both checkpoints takes ~0.65 s; a safetensors copy would take ~0.08 s, which does not
 justify a 118 MB duplicate in the user's data folder, so none is made.
@@ -61,7 +61,7 @@ EPSILON = 1e-10  # Spleeter's EPSILON in the ratio masks
 #: Mask extension above MAX_BIN (see SpleeterModel)
 EXTENSIONS = ("zeros", "average", "top-average", "mixture-to-accompaniment")
 TOP_BAND = (768, 1024)  # 8.3 - 11 kHz, used by "top-average"
-#: Defaults chosen by benchmarks/quality_study.py (docs/QUALITY.md), for the separator settings
+#: Defaults chosen by studies/quality_study.py (docs/QUALITY.md), for the separator settings
 #: niter=1, softmask=True, power=1.0, residual=True. ``exponent`` must equal the separator's power.
 DEFAULT_EXTENSION = "top-average"
 DEFAULT_EXPONENT = 1.0
@@ -79,7 +79,7 @@ CARD = {
     "data": "Deezer's internal training set (Hennequin et al., 'Spleeter', JOSS 2020)",
     "paper": "Jansson et al., 'Singing voice separation with deep U-Net convolutional networks', "
     "ISMIR 2017",
-    "scores": {  # BSSEval v4 SDR (dB), default settings; benchmarks/quality_study.py, docs/QUALITY.md
+    "scores": {  # BSSEval v4 SDR (dB), default settings; studies/quality_study.py, docs/QUALITY.md
         "dev song waveform-playlist-demo": {"vocals": 11.55, "accompaniment": 12.47},
         "MIR-1K valid (16 clips)": {"vocals": 9.37, "accompaniment": 9.74},
     },

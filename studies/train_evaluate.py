@@ -12,10 +12,10 @@ Sections (each optional):
 
 Usage::
 
-    .venv/bin/python benchmarks/train_evaluate.py --model resources/models/umx-mir1k --run runs/main \\
+    .venv/bin/python studies/train_evaluate.py --model resources/models/umx-mir1k --run runs/main \\
         --mir-step 1 --oracles irm2 mwf --highband --blend
 
-Writes ``benchmarks/results/train_evaluate.json``.
+Writes ``studies/results/train_evaluate.json``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def main() -> int:
     ap.add_argument("--highband", action="store_true")
     ap.add_argument("--blend", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "train_evaluate.json"))
+    ap.add_argument("--json", default=str(ROOT / "studies" / "results" / "train_evaluate.json"))
     args = ap.parse_args()
     THREADS = args.threads
     torch.set_num_threads(THREADS)

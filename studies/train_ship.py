@@ -1,12 +1,12 @@
 """Copy a trained bundle into ``resources/models/<name>/`` with its scores in the card.
 
 The card (``model.json`` → ``card``, shown by ``unmix models`` and the About box) gets the name,
-a description, and the medians from ``benchmarks/results/train_evaluate.json``; the human-readable
+a description, and the medians from ``studies/results/train_evaluate.json``; the human-readable
 ``MODEL_CARD.md`` next to it is written by hand from the same numbers.
 
 Usage::
 
-    .venv/bin/python benchmarks/train_ship.py --run runs/umx-mir1k --name umx-mir1k
+    .venv/bin/python studies/train_ship.py --run runs/umx-mir1k --name umx-mir1k
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> int:
     ap.add_argument("--description", default="open-unmix vocals model trained by unmix-desktop on MIR-1K "
                                              "(16 kHz karaoke clips): small, CPU-trained; the fallback "
                                              "when the Spleeter weights are missing")
-    ap.add_argument("--scores", default=str(ROOT / "benchmarks" / "results" / "train_evaluate.json"))
+    ap.add_argument("--scores", default=str(ROOT / "studies" / "results" / "train_evaluate.json"))
     args = ap.parse_args()
 
     model = load_bundle(args.run)

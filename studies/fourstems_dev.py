@@ -11,9 +11,9 @@ separated by Spleeter 2-stems (what the app does). For context on the same input
 the parameters follows (reported, defaults not tuned to this single song), then time and peak
 memory for a 10-minute input, each in a fresh process (peak RSS from os.wait4).
 
-    python benchmarks/fourstems_dev.py [--no-spleeter] [--no-sweep] [--no-memory] [--minutes 10]
+    python studies/fourstems_dev.py [--no-spleeter] [--no-sweep] [--no-memory] [--minutes 10]
 
-Prints a table and writes benchmarks/results/fourstems_dev.json.
+Prints a table and writes studies/results/fourstems_dev.json.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from unmix_desktop.evaluation import bsseval, oracle  # noqa: E402
 from unmix_desktop.separation.fourstems import DEFAULTS, DESCRIPTION, split_accompaniment  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev" / "waveform-playlist-demo"
-OUT = ROOT / "benchmarks" / "results" / "fourstems_dev.json"
+OUT = ROOT / "studies" / "results" / "fourstems_dev.json"
 SR = 44100
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -9,9 +9,9 @@ pilot's best model is exported (high band: ``extend``) and scored with the app's
 
 Usage::
 
-    .venv/bin/python benchmarks/train_pilots.py --epochs 2 --pilots mono stereo stereo_eq stereo_eq_floor
+    .venv/bin/python studies/train_pilots.py --epochs 2 --pilots mono stereo stereo_eq stereo_eq_floor
 
-Writes ``benchmarks/results/train_pilots.json`` (and runs/pilots/<name>/ with each model).
+Writes ``studies/results/train_pilots.json`` (and runs/pilots/<name>/ with each model).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--mir-step", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "train_pilots.json"))
+    ap.add_argument("--json", default=str(ROOT / "studies" / "results" / "train_pilots.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 

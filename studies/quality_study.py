@@ -20,11 +20,11 @@ measured separately, without the memo, on the dev song.
 
 Usage::
 
-    .venv/bin/python benchmarks/quality_study.py                 # the study (~10 min CPU, 1 thread)
-    .venv/bin/python benchmarks/quality_study.py --speed-only    # re-measure the speeds only
-    .venv/bin/python benchmarks/quality_study.py --mir-max 3     # a quicker, smaller run
+    .venv/bin/python studies/quality_study.py                 # the study (~10 min CPU, 1 thread)
+    .venv/bin/python studies/quality_study.py --speed-only    # re-measure the speeds only
+    .venv/bin/python studies/quality_study.py --mir-max 3     # a quicker, smaller run
 
-Writes ``benchmarks/results/quality_study.json`` and prints the tables (docs/QUALITY.md).
+Writes ``studies/results/quality_study.json`` and prints the tables (docs/QUALITY.md).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ DATA = Path(os.environ.get("UNMIX_SHARED_DATA", ROOT.parent / "shared" / "data")
 DEV = DATA / "dev" / "waveform-playlist-demo"
 MIR_VALID = DATA / "mir1k" / "valid"
 TARGETS = ["vocals", "accompaniment"]
-OUT = ROOT / "benchmarks" / "results" / "quality_study.json"
+OUT = ROOT / "studies" / "results" / "quality_study.json"
 
 # Separator settings of every candidate (the separator's window defaults are kept).
 BASE = SeparationSettings(niter=0, softmask=True, power=2.0, logit=None, residual=False, swap_tta=False)
@@ -350,7 +350,7 @@ def main(argv=None) -> int:
 
     out = {
         "meta": {
-            "what": "Spleeter 2-stems post-processing study (benchmarks/quality_study.py)",
+            "what": "Spleeter 2-stems post-processing study (studies/quality_study.py)",
             "metric": "BSSEval v4 (unmix_desktop.evaluation): median over 1-s frames per track, then "
                       "median over tracks; quick_SDR = 10log10(|s|^2/|s-s_hat|^2) over the whole track, "
                       "median over tracks",
