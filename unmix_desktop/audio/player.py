@@ -638,7 +638,8 @@ class StemPlayer:
             self._release_requested = True
         if not self._stretch_thread:  # synchronous producer (tests, benchmarks): keeps the ring as full
             # as the thread does, so latencies measured this way are the real ones
-            while (ring.fill < self._producer.ring_target + frames or self._release_requested) and self._producer.step():
+            want = self._producer.ring_target + frames
+            while (ring.fill < want or self._release_requested) and self._producer.step():
                 pass
             mode = self._mode
         n = min(frames, ring.fill)
