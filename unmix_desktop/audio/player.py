@@ -646,8 +646,9 @@ class StemPlayer:
         before = self._heard
         if n:
             self._heard = ring.read_into(outdata, n)
-            if self._heard < before - 1.0 and self._loop is not None:
-                self._loop_passes += 1
+            loop = self._loop
+            if loop is not None and self._heard < before - 1.0 and self._heard <= loop[0] + 2 * frames:
+                self._loop_passes += 1  # heard playback wrapped from B to A (a seek lands elsewhere)
         if n < frames:
             outdata[n:].fill(0)
             if self._streaming and mode == self.STRETCH and (self._producer.active or engine.playing):
