@@ -37,7 +37,8 @@ def groove(bpm: float, seconds: float = 20.0, seed: int = 0, swing: float = 0.0)
     tk = np.arange(int(0.25 * SR)) / SR
     kick = 0.9 * np.sin(2 * np.pi * (50 + 80 * np.exp(-tk * 30)) * tk) * np.exp(-tk * 12)
     ts = np.arange(int(0.2 * SR)) / SR
-    snare = 0.5 * rng.standard_normal(len(ts)) * np.exp(-ts * 25) + 0.3 * np.sin(2 * np.pi * 190 * ts) * np.exp(-ts * 20)
+    snare = (0.5 * rng.standard_normal(len(ts)) * np.exp(-ts * 25)
+             + 0.3 * np.sin(2 * np.pi * 190 * ts) * np.exp(-ts * 20))
     th = np.arange(int(0.05 * SR)) / SR
     hat = np.diff(rng.standard_normal(len(th) + 3), 3) / 8  # noise through a 3rd-order high-pass
     hat = 0.15 * hat * np.exp(-th * 90)

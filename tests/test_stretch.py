@@ -379,3 +379,32 @@ def test_the_stretch_callback_does_not_allocate():
         tracemalloc.stop()
     assert p.callback_error is None and np.all(out == 0.1)
     assert current - base < 2048 and peak - base < 4096  # a 512-frame block alone would be 4096 bytes
+
+
+def test_loop_trainer_drives_the_player_tempo_at_each_wrap():
+    from unmix_desktop.analysis.practice import LoopTrainer
+
+    p = sync_player({"a": sine(330.0, 4.0)})
+    trainer = LoopTrainer(0.7, 0.1, 1.0)
+    p.set_loop(1.0, 1.5)
+    p.seek(1.0)
+    p.set_tempo(trainer.tempo)
+    trainer.update(p.loop_passes)
+    p.play()
+    out = np.zeros((BLOCK, 2), np.float32)
+    wraps, tempos = [], [p.tempo]
+    for i in range(1000):
+        p._callback(out, BLOCK, None, Status())
+        new = trainer.update(p.loop_passes)
+        if new is not None:
+            wraps.append(i)
+            if new != p.tempo:
+                p.set_tempo(new)
+                tempos.append(new)
+        if len(wraps) == 5:
+            break
+    assert tempos == [0.7, 0.8, 0.9, 1.0] and trainer.done
+    # each pass lasts 0.5 s of song played at that pass's tempo
+    seconds = np.diff(wraps) * BLOCK / SR
+    np.testing.assert_allclose(seconds[:3], [0.5 / 0.8, 0.5 / 0.9, 0.5 / 1.0], atol=0.03)
+    assert not p.stretching  # at 1.0 the stage is bypassed again

@@ -638,15 +638,17 @@ class StemPlayer:
             self._release_requested = True
         if not self._stretch_thread:  # synchronous producer (tests, benchmarks): keeps the ring as full
             # as the thread does, so latencies measured this way are the real ones
-            while (ring.fill < self._producer.ring_target + frames or self._release_requested) and self._producer.step():
+            want = self._producer.ring_target + frames
+            while (ring.fill < want or self._release_requested) and self._producer.step():
                 pass
             mode = self._mode
         n = min(frames, ring.fill)
         before = self._heard
         if n:
             self._heard = ring.read_into(outdata, n)
-            if self._heard < before - 1.0 and self._loop is not None:
-                self._loop_passes += 1
+            loop = self._loop
+            if loop is not None and self._heard < before - 1.0 and self._heard <= loop[0] + 2 * frames:
+                self._loop_passes += 1  # heard playback wrapped from B to A (a seek lands elsewhere)
         if n < frames:
             outdata[n:].fill(0)
             if self._streaming and mode == self.STRETCH and (self._producer.active or engine.playing):

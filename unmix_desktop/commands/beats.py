@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     stems = load_stems(song) if song.is_dir() else {"mix": load_audio(song, SAMPLE_RATE)}
     grid = estimate_beats(stems, SAMPLE_RATE, args.beats_per_bar)
     print(f"{grid.bpm:.1f} BPM")
-    print(f"{len(grid.beats)} beats, {len(grid.downbeats)} bars, from {grid.source} (pulse clarity {grid.confidence:.1f})")
+    print(f"{len(grid.beats)} beats, {len(grid.downbeats)} bars, from {grid.source}"
+          f" (pulse clarity {grid.confidence:.1f})")
     if out is not None:
         try:
             grid.save(out)
