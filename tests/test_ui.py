@@ -283,7 +283,10 @@ def test_ui_stays_responsive_during_separation(qtbot, tmp_path, tiny_umx):
     print(f"separation+spectrograms {elapsed:.2f} s, {gaps.size} ticks, longest event-loop stall "
           f"{gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.1f} ms")
     assert elapsed > 0.3 and gaps.size > 10  # the work took a while and the loop kept running
-    assert gaps.max() < 0.100
+    # Separating these 20 s on the UI thread would stall it for seconds. The bound is loose on purpose: on a
+    # loaded 2-core machine the scheduler alone takes ~100 ms slices; the typical stall is printed above and
+    # measured in benchmarks, not asserted here.
+    assert gaps.max() < 0.5
 
     # no audio device here (or no PortAudio): the window says why, and play is refused politely
     if not w.player.available:
