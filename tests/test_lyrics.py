@@ -104,9 +104,9 @@ def test_garbage_files_never_raise(tmp_path):
 
 
 def test_plain_text_is_unsynced():
-    lyrics = parse_lrc("[ti:Plain]\nVerse one\nstill verse one\n\nChorus\n")
+    lyrics = parse_lrc("[ti:Plain]\nVerse one\nstill verse one\n\n[Chorus]\nLa la\n")
     assert not lyrics.synced and lyrics.problems == []
-    assert lyrics.plain == "Verse one\nstill verse one\n\nChorus"
+    assert lyrics.plain == "Verse one\nstill verse one\n\n[Chorus]\nLa la"
     assert lyrics.metadata["ti"] == "Plain"
     state = LyricsFollower(lyrics).state(10.0)
     assert state.line is None and state.next_line is None

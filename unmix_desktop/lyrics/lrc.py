@@ -82,6 +82,7 @@ def parse_lrc(text: str, source: str = "") -> Lyrics:
     offset_ms = 0
     raw: list[tuple[float, int, str, list[tuple[float, str]], float | None]] = []
     plain_rows: list[str] = []
+    tag_problems: list[str] = []
     timed_rows = 0
     for number, row in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         row = row.strip().lstrip("\ufeff")
@@ -128,8 +129,10 @@ def parse_lrc(text: str, source: str = "") -> Lyrics:
             else:
                 lyrics.metadata[key] = value
             continue
-        if LOOKS_TIMED.match(row) or (ANY_TAG.match(row) and row.startswith("[")):
-            problems.append(f"line {number}: unreadable tag in {row[:60]!r}")
+        if LOOKS_TIMED.match(row) or ANY_TAG.match(row):
+            # A problem in synced lyrics; in plain lyrics "[Chorus]" is just text.
+            tag_problems.append(f"line {number}: unreadable tag in {row[:60]!r}")
+            plain_rows.append(row)
             continue
         plain_rows.append(row)
         if timed_rows:
@@ -138,6 +141,8 @@ def parse_lrc(text: str, source: str = "") -> Lyrics:
     if not raw:
         lyrics.plain = "\n".join(plain_rows).strip("\n")
         return lyrics
+    problems[:0] = tag_problems
+    problems.sort(key=lambda p: int(p.split()[1].rstrip(":")) if p.startswith("line ") else 0)
     shift = offset_ms / 1000.0
     raw.sort(key=lambda r: (r[0], r[1]))
     starts = [max(0.0, r[0] - shift) for r in raw]
