@@ -59,6 +59,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--no-spleeter", action="store_true")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--spleeter-cache", default=None, help=".npy file to keep the Spleeter accompaniment in")
     args = ap.parse_args()
     torch.set_num_threads(1)
     report: dict = {"model": args.model, "metric": "BSSEval v4 SDR (dB), median over 1-s frames",
@@ -94,8 +95,14 @@ def main() -> int:
             from unmix_desktop.separation.registry import load_model
             from unmix_desktop.separation.separator import SeparationSettings, Separator
 
-            sep = Separator(load_model("spleeter-2stems"), SeparationSettings(), device="cpu", threads=1)
-            inputs["spleeter_accompaniment"] = sep.separate(stems["mixture"])["accompaniment"]
+            cache = Path(args.spleeter_cache) if args.spleeter_cache else None
+            if cache is not None and cache.is_file():
+                inputs["spleeter_accompaniment"] = np.load(cache)
+            else:
+                sep = Separator(load_model("spleeter-2stems"), SeparationSettings(), device="cpu", threads=1)
+                inputs["spleeter_accompaniment"] = sep.separate(stems["mixture"])["accompaniment"]
+                if cache is not None:
+                    np.save(cache, inputs["spleeter_accompaniment"])
         dev = {}
         for name, acc in inputs.items():
             learned = split_accompaniment_learned(acc, args.model)
