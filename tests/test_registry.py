@@ -233,3 +233,15 @@ def test_an_unusable_user_models_folder_leaves_the_built_in_models(tmp_path):
     [line] = r.stderr.strip().splitlines()
     assert line.startswith("unmix: warning: skipping user models: ") and str(blocker / "data") in line
     assert blocker.read_text() == "not a folder"
+
+
+def test_the_drums_bass_other_splitter_is_never_the_main_model():
+    """umx-synth4 splits the accompaniment (``--four-stem-model``); the window's model list and the
+    default model leave it out."""
+    from unmix_desktop.separation.registry import default_model_name, list_models
+    from unmix_desktop.ui.model_info import registry_models
+
+    splitters = [m.name for m in list_models() if m.splitter]
+    assert "umx-synth4" in splitters
+    assert default_model_name() not in splitters
+    assert not set(splitters) & {name for name, _ in registry_models()}

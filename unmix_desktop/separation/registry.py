@@ -35,6 +35,12 @@ class ModelInfo:
     description: str = ""
     card: dict = field(default_factory=dict)
 
+    @property
+    def splitter(self) -> bool:
+        """A drums/bass/other model that splits the accompaniment (``--four-stem-model``), not a song
+        separator: it is never the default and the window does not offer it as the main model."""
+        return bool(self.targets) and set(self.targets) <= {"drums", "bass", "other"}
+
 
 @dataclass
 class BrokenModel:
@@ -140,7 +146,7 @@ def list_models() -> list[ModelInfo]:
 
 def default_model_name() -> str:
     """The best installed model, by the preference order above."""
-    models = list_models()
+    models = [m for m in list_models() if not m.splitter]
     if not models:
         raise ModelError(
             "no separation model is installed: install the Spleeter weights "

@@ -12,7 +12,7 @@ def registry_models() -> list[tuple[str, str]]:
     try:
         from ..separation.registry import list_models
 
-        return [(m.name, m.description) for m in list_models()]
+        return [(m.name, m.description) for m in list_models() if not m.splitter]
     except Exception:  # noqa: BLE001 - a broken model folder must not keep the window from opening
         return []
 
