@@ -153,7 +153,7 @@ def components(repeats: int) -> dict:
     v = np.abs(rng.standard_normal((496, 2049, 2, 2))).astype(np.float32)
     y = pp.initial_estimates(v, xs)
     out["em_norbert_ms"] = best(lambda: pp.expectation_maximization_norbert(y, xs, 1))
-    out["em_torch_ms"] = best(lambda: pp.expectation_maximization(y, xs, 1))
+    out["em_vectorised_ms"] = best(lambda: pp.expectation_maximization(y, xs, 1))
     return out
 
 

@@ -142,3 +142,18 @@ def test_separator_output_unchanged_within_1e4(monkeypatch):
     for name in ref:
         assert np.abs(ref[name]).max() > 0.01
         assert np.abs(fast[name] - ref[name]).max() < 1e-4, name
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_package_import_makes_openmp_threads_wait_passively(given, expected):
+    """Set before torch loads (in a fresh process); a user's own OMP_WAIT_POLICY wins."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, unmix_desktop, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

@@ -23,6 +23,11 @@ from it; above 11 kHz the estimates follow the chosen mask ``extension``. The de
 (``extension="top-average"``, ``exponent=1`` for a separator with ``power=1``, one EM iteration)
 come from ``studies/quality_study.py``; see docs/QUALITY.md.
 
+Inference runs a fast path with the same math (:meth:`SpleeterUNet.forward`: every layer as a 3x3
+stride-1 convolution, the large ones by NNPACK's Winograd, else oneDNN in channels-last);
+:meth:`SpleeterUNet.reference_forward` keeps the layer-by-layer transcription (docs/QUALITY.md,
+"Speed"; tests/test_speed_equivalence.py).
+
 Loading both checkpoints takes ~0.65 s; a safetensors copy would take ~0.08 s, which does not
 justify a 118 MB duplicate in the user's data folder, so none is made.
 """
@@ -462,7 +467,7 @@ class SpleeterUNet(nn.Module):
         if x.shape[0] > 1:  # NNPACK's batched convolution is much slower than one item at a time
             return torch.cat([self.nnpack_forward(x[i: i + 1]) for i in range(x.shape[0])])
         nnpack_available()  # NNPACK must be initialised before its first call
-        enc, dec, (w_last, b_last), enc_poly, dec_sub = self.prepared()
+        enc, dec, (_, b_last), enc_poly, dec_sub = self.prepared()
         b = 1
 
         def conv(inp: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
