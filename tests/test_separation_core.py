@@ -157,3 +157,39 @@ def test_memory_does_not_grow_with_length(tiny_umx):
 
     short, long = peak(15), peak(60)
     assert long < 1.6 * short, (short, long)
+
+
+def test_file_to_four_stems_stream_holds_no_song_sized_buffer(tiny_umx, tmp_path):
+    """`unmix separate --stems 4`'s path (file decoded in blocks -> Separator.stream -> stream_four_stems
+    -> blocks written and dropped): a 5x longer song adds less than half of one stem's extra size to
+    the peak of traced allocations (holding the decoded song or any whole stem would add all of it)."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    from unmix_desktop.audio.stream import open_audio
+    from unmix_desktop.separation.fourstems import stream_four_stems
+
+    sep = Separator(tiny_umx, SeparationSettings(niter=1, window_s=2.0, overlap_s=0.5), device="cpu", threads=1)
+
+    def peak(seconds: int) -> tuple[int, int]:
+        path = tmp_path / f"song{seconds}.flac"
+        rng = np.random.default_rng(seconds)
+        with sf.SoundFile(path, "w", SR, 2, "PCM_16") as fh:
+            for _ in range(seconds):
+                fh.write((0.1 * rng.standard_normal((SR, 2))).astype(np.float32))
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        written = 0
+        with open_audio(path) as source:
+            for _, blocks in stream_four_stems(sep.stream(source), window_s=3.0, overlap_s=0.5):
+                written += blocks["vocals"].shape[0]
+        peak_bytes = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        return peak_bytes, written
+
+    peak(4)  # warm-up: one-time allocations (imports, FFT plans) are not the song's
+    (short, n_short), (long, n_long) = peak(8), peak(40)
+    assert (n_short, n_long) == (8 * SR, 40 * SR)
+    extra_stem_bytes = (40 - 8) * SR * 2 * 4
+    assert long - short < 0.5 * extra_stem_bytes, (short, long, extra_stem_bytes)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes.util
 import errno
-import fcntl
 import json
 import os
 import subprocess

@@ -8,7 +8,8 @@ Memory held by a source does not depend on the song's length.
 * :class:`ArraySource` serves an in-memory ``(n, 2)`` array.
 * :func:`open_audio` decodes a file like :func:`~unmix_desktop.audio.io.load_audio` (same formats,
   same checks and one-line errors, same output: float32 ``(n, 2)`` at 44.1 kHz), but in blocks:
-  libsndfile blocks or FFmpeg frames (MP3 too, see :data:`STREAM_WITH_PYAV`), folded to stereo, resampled with a streaming soxr resampler.
+  libsndfile blocks or FFmpeg frames (MP3 too, see :data:`STREAM_WITH_PYAV`), folded to stereo,
+  resampled with a streaming soxr resampler.
   Checks that need the whole file (truncation, no samples) raise when the end is reached.
 * :func:`iter_windows` cuts a source into the same overlapping windows as
   :func:`~unmix_desktop.separation.windows.spans` gives for the whole length, holding at most one
