@@ -262,3 +262,39 @@ def test_resample_blocks_matches_a_whole_resample_to_the_sample():
     whole = soxr.resample(x, 44100, 48000, quality="HQ")
     m = min(whole.shape[0], want) - 200
     assert np.abs(a[200:m] - whole[200:m]).max() < 1e-4
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_to_a_jobs_run_stops_every_child_and_leaves_no_temporary_files(tmp_path, model_dir, sig):
+    import signal
+    import time
+
+    lib = tmp_path / "lib"
+    for i in range(3):
+        write_song(lib / f"s{i}.wav", 20.0, seed=i)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    with open(tmp_path / "err", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "unmix_desktop.cli", "separate", str(lib), "--out", str(out),
+                                 "--model-file", str(model_dir), "--window", "2", "--jobs", "2", "-q"],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(leftovers(out) if out.is_dir() else []) < 2:  # both children are writing
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err").read_text()
+            time.sleep(0.02)
+        children = {int(Path(p).name.split(".partial-")[1].split("-")[0]) for p in leftovers(out)}
+        assert len(children) == 2 and proc.pid not in children
+        proc.send_signal(getattr(signal, sig))  # to the parent only: it passes the signal on
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = (tmp_path / "err").read_text()
+    code, line = {"SIGTERM": (143, "unmix: stopped by SIGTERM"), "SIGINT": (130, "unmix: interrupted")}[sig]
+    assert proc.returncode == code, err
+    assert err.strip().splitlines() == [line], err  # the children's own lines are not repeated
+    assert not leftovers(out)
+    for pid in children:
+        assert not outputs.pid_alive(pid)
+    assert [p for p in out.rglob("*") if p.is_file()] == []

@@ -328,7 +328,7 @@ def expand_songs(items: list[str], out: Path, warn) -> tuple[list[tuple[Path, Pa
 
     for item in items:
         path = Path(item)
-        if not path.is_dir():
+        if not os.path.isdir(path):  # never raises: an unreadable song fails later with its reason
             songs.append((path, out))
             continue
         name = path.resolve().name or "root"
@@ -429,9 +429,26 @@ def _make_separator(args, threads: int | None = None):
     return Separator(model, settings_from_args(args), device=device, threads=threads)
 
 
+def _stop_with_parent(parent: int) -> None:
+    """Linux: get SIGTERM (and so remove this child's temporary files) when the parent process
+    ends for any reason, even kill -9; a child whose parent is already gone stops now."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_worker(args) -> int:
     """One song of a ``--jobs`` run, into the exact result folder the parent chose."""
     task = json.loads(args.worker)
+    _stop_with_parent(int(task["parent"]))
     for key, value in task["args"].items():
         setattr(args, key, value)
     separator = _make_separator(args, threads=task["threads"])
@@ -459,7 +476,7 @@ class _Child:
 
     def __init__(self, path: Path, final_dir: Path, args, job, threads: int, lock: threading.Lock):
         task = {"args": {k: getattr(args, k) for k in _CHILD_ARGS}, "dir": str(final_dir), "job": job,
-                "threads": threads}
+                "threads": threads, "parent": os.getpid()}
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.path, self.final_dir = path, final_dir
         self.errors = 0
@@ -518,7 +535,8 @@ def _run_parallel(tasks, args, jobs: int, threads: int, report) -> tuple[int, in
                             print(f"unmix: error: {child.path}: separation process ended with status {code}",
                                   file=sys.stderr, flush=True)
     except BaseException as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
+        default = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+        signum = getattr(exc, "signum", default)
         for child in running:
             child.quiet = True
             if child.proc.poll() is None:
