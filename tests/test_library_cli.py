@@ -298,3 +298,26 @@ def test_a_signal_to_a_jobs_run_stops_every_child_and_leaves_no_temporary_files(
     for pid in children:
         assert not outputs.pid_alive(pid)
     assert [p for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_an_unreadable_sub_folder_is_one_warning_and_the_rest_is_separated(tmp_path, library, model_dir):
+    import shutil
+
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: cannot make permissions apply")
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    locked = library / "rock" / "live"
+    os.chmod(locked, 0)
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        r = subprocess.run([*prefix, sys.executable, "-m", "unmix_desktop.cli", "separate", str(library), "--out",
+                            str(tmp_path / "out"), "--model-file", str(model_dir), "-q"],
+                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    finally:
+        os.chmod(locked, 0o755)
+    assert r.returncode == 0, r.stderr
+    assert not errors(r.stderr)
+    assert [line for line in r.stderr.splitlines() if line.startswith("unmix: warning:")] == [
+        f"unmix: warning: {locked}: Permission denied; its songs are left out"]
+    assert visible(tmp_path / "out" / "music") == ["a", "rock"]
+    assert visible(tmp_path / "out" / "music" / "rock") == ["b"]

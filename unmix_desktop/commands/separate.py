@@ -324,7 +324,7 @@ def expand_songs(items: list[str], out: Path, warn) -> tuple[list[tuple[Path, Pa
     empty: list[AudioError] = []
 
     def skip(folder: Path) -> bool:
-        return _same_dir(folder, out) or (folder / outputs.MARKER).is_file()
+        return _same_dir(folder, out) or os.path.isfile(folder / outputs.MARKER)  # never raises
 
     for item in items:
         path = Path(item)
