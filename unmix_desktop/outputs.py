@@ -8,6 +8,11 @@
 * A result folder the app created holds :data:`MARKER`, a small JSON file listing the files the
   app wrote there with their size and modification time. Only those files (still as written)
   are ever replaced or removed; anything else in the folder is the user's and is left alone.
+* Once all stems of a song are written, the marker also records the *job* that made them
+  (:func:`job_record`: the source's name, size and modification time, the model, the settings,
+  the output rate, format and stems). ``unmix separate`` skips a song whose result folder holds
+  the same job and all its files unchanged (:func:`is_done`). While files are being replaced
+  the marker has no job, so an interrupted run is never taken for a finished one.
 """
 
 from __future__ import annotations
@@ -147,15 +152,46 @@ def read_marker(folder: Path) -> dict[str, dict | None] | None:
     return {str(k): (v if isinstance(v, dict) else None) for k, v in files.items()}
 
 
-def write_marker(folder: Path, files: dict[str, dict | None]) -> None:
-    """Atomically (re)write the marker. A ``None`` entry means "being replaced by the app now"."""
+def write_marker(folder: Path, files: dict[str, dict | None], job: dict | None = None) -> None:
+    """Atomically (re)write the marker. A ``None`` entry means "being replaced by the app now".
+    ``job``: what made the files (:func:`job_record`), only once they are all written."""
     tmp = temp_file(folder, "unmix-stems", ".json")
+    data = {"app": "unmix-desktop", "version": 1, "files": files}
+    if job is not None:
+        data["job"] = job
     try:
-        tmp.write_text(json.dumps({"app": "unmix-desktop", "version": 1, "files": files}, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, folder / MARKER)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_job(folder: Path) -> dict | None:
+    """The job recorded in ``folder``'s marker (``None``: none, or not a folder the app created)."""
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    job = data.get("job") if isinstance(data, dict) else None
+    return job if isinstance(job, dict) else None
+
+
+def job_record(source: Path, **options) -> dict:
+    """What identifies one song's separation: the source file's name, size and modification
+    time (not its content: cheap for a whole library; a changed file is separated again) and the
+    ``options`` (model, settings, rate, format, stems; JSON values)."""
+    st = Path(source).stat()
+    return {"source": {"name": Path(source).name, "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+            **json.loads(json.dumps(options))}
+
+
+def is_done(folder: Path, job: dict, files: list[str]) -> bool:
+    """Whether ``folder`` holds ``files`` written by the same ``job`` and unchanged since."""
+    owned = read_marker(folder)
+    if owned is None or read_job(folder) != job:
+        return False
+    return all(name in owned and (folder / name).is_file() and owns(folder, name, owned) for name in files)
 
 
 def stamp(folder: Path, names) -> dict[str, dict]:

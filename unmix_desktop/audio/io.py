@@ -49,6 +49,50 @@ SHORT_DECODE_S = 0.5
 SHORT_DECODE_FRACTION = 0.02
 
 
+def is_audio_file_name(name: str) -> bool:
+    """Whether a file name looks like a song: an audio extension, not hidden (temporary files are)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def audio_files(folder: str | os.PathLike, recursive: bool = False, skip=None,
+                on_error: Callable[[AudioError], None] | None = None) -> list[Path]:
+    """The audio files in ``folder`` (by extension, see :data:`AUDIO_EXTENSIONS`), sorted.
+
+    The one folder listing of the package. Hidden files and folders are left out. With
+    ``recursive``, sub-folders are searched too, in a stable order (names sorted at every level,
+    a folder's files before its sub-folders); symbolic links to folders are not followed (no
+    loops); ``skip(folder) -> bool`` leaves a sub-folder out (e.g. the output folder). A folder
+    that cannot be read raises :class:`AudioError` for the top one; below it, it is left out
+    and ``on_error(AudioError)`` is told.
+    """
+    folder = Path(folder)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise AudioError(folder, exc.strerror or str(exc)) from None
+    files: list[Path] = []
+    subdirs: list[Path] = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_file() and is_audio_file_name(entry.name):
+                files.append(Path(entry.path))
+            elif recursive and entry.is_dir(follow_symlinks=False):
+                subdirs.append(Path(entry.path))
+        except OSError:
+            continue
+    for sub in subdirs:
+        if skip is not None and skip(sub):
+            continue
+        try:
+            files.extend(audio_files(sub, True, skip, on_error))
+        except AudioError as exc:
+            if on_error is not None:
+                on_error(exc)
+    return files
+
+
 def _check_file(path: Path) -> None:
     try:
         st = path.stat()

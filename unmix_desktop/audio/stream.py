@@ -343,3 +343,64 @@ def iter_windows(source: Source, win: int, overlap: int) -> Iterator[Window]:
         prev_end = end
         buf = buf[done - buf_start:]
         buf_start, start = done, done
+
+
+#: Frames of each resampled stem held back until the end, so the last block can be cut or padded
+#: to the exact length (soxr's streaming output may differ from it by a few frames).
+HOLD = 1024
+
+
+def target_frames(decoded: int, source_rate: int, rate: int) -> int:
+    """The length at ``rate`` of ``decoded`` frames at ``source_rate``: the same to the sample
+    when the rates are equal, ``round(decoded * rate / source_rate)`` otherwise."""
+    return int(decoded) if rate == source_rate else int(round(decoded * rate / source_rate))
+
+
+def resample_blocks(blocks, from_rate: int, to_rate: int,
+                    frames: Callable[[], int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Resample a stream of stem blocks ``(offset, {name: (m, 2)})`` from ``from_rate`` to ``to_rate``.
+
+    One soxr stream per stem (quality HQ, like the decoder's), so memory does not grow with the
+    song: at most one input block and :data:`HOLD` frames per stem are held. ``frames()`` is
+    asked once the input ends and gives the exact output length (:func:`target_frames` of the
+    decoded length); the last block is cut or zero-padded to it. Every stem of a block must have
+    the same length (as :meth:`~unmix_desktop.separation.separator.Separator.stream` yields), so
+    the output blocks of all stems have the same lengths too. Output blocks are float32.
+    """
+    import soxr
+
+    streams: dict[str, object] = {}
+    tails: dict[str, np.ndarray] = {}
+    offset = 0
+
+    def push(name: str, audio: np.ndarray, last: bool) -> np.ndarray:
+        if name not in streams:
+            streams[name] = soxr.ResampleStream(from_rate, to_rate, 2, dtype="float32", quality="HQ")
+            tails[name] = _empty()
+        out = streams[name].resample_chunk(np.ascontiguousarray(audio, dtype=np.float32), last=last)
+        out = np.asarray(out, dtype=np.float32).reshape(-1, 2)
+        return np.concatenate([tails[name], out]) if tails[name].shape[0] else out
+
+    for _, chunk in blocks:
+        ready: dict[str, np.ndarray] = {}
+        for name, audio in chunk.items():
+            held = push(name, audio, last=False)
+            cut = max(held.shape[0] - HOLD, 0)
+            ready[name], tails[name] = held[:cut], held[cut:]
+        n = min((a.shape[0] for a in ready.values()), default=0)
+        if n:
+            for name, audio in ready.items():  # lengths agree; keep any excess for the next block
+                if audio.shape[0] > n:
+                    tails[name] = np.concatenate([audio[n:], tails[name]])
+            yield offset, {name: audio[:n] for name, audio in ready.items()}
+            offset += n
+    total = int(frames())
+    need = max(total - offset, 0)
+    last: dict[str, np.ndarray] = {}
+    for name in streams:
+        held = push(name, _empty(), last=True)[:need]
+        if held.shape[0] < need:
+            held = np.concatenate([held, np.zeros((need - held.shape[0], 2), dtype=np.float32)])
+        last[name] = held
+    if last and need:
+        yield offset, last

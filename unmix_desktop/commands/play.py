@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
+from ..audio.io import SAMPLE_RATE, audio_files, load_audio
 from ..audio.mixer import MixState
 from ..errors import AudioError, UsageError
 from .argtypes import finite_float, non_negative_float, positive_float, positive_int
@@ -86,9 +86,7 @@ def stem_files(folder: str | Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise AudioError(folder, "is not a folder of stems")
     files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in AUDIO_EXTENSIONS:
-            continue
+    for path in audio_files(folder):
         if path.stem in files:
             raise AudioError(folder, f"two files for stem '{path.stem}': {files[path.stem].name} and {path.name}")
         files[path.stem] = path

@@ -1,23 +1,43 @@
-"""`unmix separate SONG... --out DIR`: write DIR/<song>/<target>.wav for each song."""
+"""`unmix separate SONG|FOLDER... --out DIR`: write DIR/<song>/<target>.wav for each song.
+
+* A folder is searched recursively for audio files (by extension; hidden files and folders, the
+  output folder and result folders inside it are left out), in a stable sorted order, and its
+  structure is mirrored: ``FOLDER/a/b/song.mp3`` -> ``DIR/<FOLDER's name>/a/b/song/<target>.wav``.
+  A song given as a file goes to ``DIR/<song>/``.
+* A song whose result folder already holds the stems of the same job (same source size and
+  modification time, model, settings, rate, format and stems: recorded in the folder's marker,
+  see :mod:`unmix_desktop.outputs`) is skipped; ``--force`` separates it again.
+* ``--jobs N`` separates N songs at once, each in its own ``unmix`` process with
+  ``cores // N`` torch threads. Signals reach every child, which removes its own temporary files.
+* Stems are written at the song's own sample rate (``--rate`` forces one); the model runs at
+  44.1 kHz and its stems are resampled back as they stream (:func:`~unmix_desktop.audio.stream.resample_blocks`).
+* Every failed song is one ``unmix: error: PATH: reason`` line and the batch goes on; the last
+  line counts done / skipped / failed; the exit status is 2 when any song failed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import outputs
-from ..audio.io import DEFAULT_MAX_DURATION, soundfile_os_error
-from ..audio.stream import open_audio
+from ..audio.io import DEFAULT_MAX_DURATION, SAMPLE_RATE, audio_files, soundfile_os_error
+from ..audio.stream import open_audio, resample_blocks, target_frames
 from ..errors import AudioError, UnmixError, UsageError
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
-from .argtypes import finite_float, limit_seconds, non_negative_int, positive_float
+from .argtypes import finite_float, limit_seconds, non_negative_int, positive_float, positive_int
 
 SUBTYPES = {"wav": "PCM_16", "wav24": "PCM_24", "wavf": "FLOAT", "flac": "PCM_16"}
 
@@ -25,8 +45,12 @@ SUBTYPES = {"wav": "PCM_16", "wav24": "PCM_24", "wavf": "FLOAT", "flac": "PCM_16
 def add_parser(sub) -> argparse.ArgumentParser:
     d = SeparationSettings()
     p = sub.add_parser("separate", help="separate songs into stems",
-                       description="Separate songs into stems: writes OUT/<song>/<target>.wav (44.1 kHz stereo).")
-    p.add_argument("songs", nargs="+", metavar="SONG", help="audio files (wav, flac, ogg, mp3, m4a, aac, mp4, stem.mp4)")
+                       description="Separate songs into stems: writes OUT/<song>/<target>.wav (stereo, at the "
+                                   "song's sample rate). A folder is searched recursively and mirrored under OUT: "
+                                   "FOLDER/a/song.mp3 -> OUT/FOLDER/a/song/. Songs already separated with the same "
+                                   "model and settings are skipped (--force to redo).")
+    p.add_argument("songs", nargs="+", metavar="SONG|FOLDER",
+                   help="audio files (wav, flac, ogg, mp3, m4a, aac, mp4, stem.mp4) or folders of them")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--model", metavar="NAME", help="model name (see `unmix models`); default: the best installed")
@@ -49,9 +73,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("wav", "wav24", "wavf", "flac"), default="wav", help="output format (default wav 16-bit)")
     p.add_argument("--max-duration", type=limit_seconds, default=DEFAULT_MAX_DURATION, metavar="S",
                    help="refuse songs longer than this many seconds")
+    p.add_argument("--rate", type=sample_rate, default=d.rate, metavar="HZ",
+                   help="sample rate of the stems, e.g. 44100 (default: each song's own rate)")
+    p.add_argument("--force", action="store_true", help="separate again songs whose stems are already there")
+    p.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
+                   help="separate N songs at once, each in its own process (at most one per core)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch threads per song (default: all cores, divided among --jobs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one song of a --jobs run (JSON)
     return p
+
+
+RATES = (8000, 384000)
+
+
+def sample_rate(text: str) -> int:
+    """``--rate``: a whole number of Hz in :data:`RATES`."""
+    value = positive_int(text)
+    if not RATES[0] <= value <= RATES[1]:
+        raise argparse.ArgumentTypeError(f"must be between {RATES[0]} and {RATES[1]} Hz, got {text!r}")
+    return value
 
 
 def song_name(path: Path) -> str:
@@ -66,7 +109,7 @@ def settings_from_args(args) -> SeparationSettings:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     return SeparationSettings(niter=args.niter, softmask=args.softmask, power=args.power, logit=args.logit,
                               residual=args.residual, swap_tta=args.tta, window_s=args.window,
-                              targets=None if args.stems == 4 else targets)
+                              targets=None if args.stems == 4 else targets, rate=args.rate)
 
 
 def _ext(fmt: str) -> str:
@@ -86,7 +129,8 @@ def _write_error(path: Path, exc: BaseException) -> AudioError:
     return AudioError(path, f"could not write ({reason[:160]})")
 
 
-def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[Path]:
+def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int = SAMPLE_RATE,
+                job: dict | None = None) -> list[Path]:
     """Write ``final_dir/<target>.<ext>`` for each stem, never touching a file the app did not write.
 
     ``stems`` is either ``{name: (n, 2)}`` or an iterator of ``(offset, {name: block})`` as
@@ -101,6 +145,9 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
       file there stays as it is.
     * Anything else (a file, a folder the app did not create, a stem file the user changed):
       :class:`AudioError`, nothing written. Use :func:`outputs.choose_result_dir` first.
+
+    The files are written at ``rate`` Hz. ``job`` (:func:`outputs.job_record`) goes into the
+    marker once every stem is written, so a later run can skip the song.
 
     A failure or a signal leaves nothing under the final names and no temporary files.
     """
@@ -139,7 +186,7 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
                             if reason:
                                 raise AudioError(final_dir, reason)
                         temps[name] = work / fname if new else outputs.temp_file(final_dir, name, f".{ext}")
-                        files[name] = sf.SoundFile(temps[name], "w", 44100, 2, SUBTYPES[fmt],
+                        files[name] = sf.SoundFile(temps[name], "w", int(rate), 2, SUBTYPES[fmt],
                                                    format="FLAC" if ext == "flac" else "WAV")
                         clipped[name] = 0
                     if SUBTYPES[fmt] != "FLOAT":
@@ -153,7 +200,7 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
                 fh.close()
             names = [f"{name}.{ext}" for name in files]
             if new:
-                outputs.write_marker(work, outputs.stamp(work, names))
+                outputs.write_marker(work, outputs.stamp(work, names), job)
                 try:
                     os.rename(work, final_dir)
                 except OSError as exc:
@@ -169,7 +216,7 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = ()) -> list[P
                 for old in owned:
                     if old not in names and old != outputs.MARKER and outputs.owns(final_dir, old, owned):
                         (final_dir / old).unlink(missing_ok=True)
-                outputs.write_marker(final_dir, outputs.stamp(final_dir, names))
+                outputs.write_marker(final_dir, outputs.stamp(final_dir, names), job)
         except (OSError, RuntimeError, AssertionError) as exc:
             # soundfile reports a failed write as a RuntimeError (LibsndfileError) or a short write
             raise _write_error(final_dir, exc) from exc
@@ -246,68 +293,348 @@ def output_names(separator, args) -> list[str]:
     return [t for t in valid if t in wanted]
 
 
-def run(args) -> int:
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def expand_songs(items: list[str], out: Path, warn) -> tuple[list[tuple[Path, Path]], list[AudioError]]:
+    """``(song, folder its result folder goes in)`` for each song, and the folders that gave none.
+
+    A file (or anything that is not a folder, so a missing file fails later with its reason) goes
+    straight into ``out``; a folder's audio files (recursively, sorted, see
+    :func:`~unmix_desktop.audio.io.audio_files`) into ``out/<folder's name>/<its sub-folders>``.
+    The output folder and the app's result folders inside a searched folder are not searched.
+    """
+    songs: list[tuple[Path, Path]] = []
+    empty: list[AudioError] = []
+
+    def skip(folder: Path) -> bool:
+        return _same_dir(folder, out) or os.path.isfile(folder / outputs.MARKER)  # never raises
+
+    for item in items:
+        path = Path(item)
+        if not os.path.isdir(path):  # never raises: an unreadable song fails later with its reason
+            songs.append((path, out))
+            continue
+        name = path.resolve().name or "root"
+        try:
+            found = audio_files(path, recursive=True, skip=skip,
+                                on_error=lambda exc: warn(f"{exc}; its songs are left out"))
+        except AudioError as exc:
+            empty.append(exc)
+            continue
+        if not found:
+            empty.append(AudioError(path, "no audio files in this folder"))
+        for song in found:
+            songs.append((song, out / name / song.parent.relative_to(path)))
+    return songs, empty
+
+
+def plan_bases(songs: list[tuple[Path, Path]]) -> list[str | None]:
+    """:func:`result_bases` within each output folder; ``None`` for a song listed twice (even when
+    named once as a file and once inside a folder)."""
+    bases: list[str | None] = [None] * len(songs)
+    seen: set[str] = set()
+    groups: dict[str, list[int]] = {}
+    for i, (path, parent) in enumerate(songs):
+        key = os.path.normcase(os.path.abspath(path))
+        if key in seen:
+            continue
+        seen.add(key)
+        groups.setdefault(os.path.normcase(os.path.abspath(parent)), []).append(i)
+    for indices in groups.values():
+        for i, base in zip(indices, result_bases([songs[i][0] for i in indices])):
+            bases[i] = base
+    return bases
+
+
+def model_id(args) -> str:
+    """The model as recorded in a result folder's marker: its registry name, or the resolved path
+    of a bundle / checkpoint given with ``--model-file``."""
+    if args.model_file:
+        return str(Path(args.model_file).resolve())
+    if args.model:
+        return args.model
+    from ..separation.registry import default_model_name
+
+    return default_model_name()
+
+
+def job_for(path: Path, args, model: str, settings: SeparationSettings, names: list[str]) -> dict | None:
+    """The marker's job record of one song (``None`` when the song cannot be looked at: it then
+    fails with its reason when opened)."""
+    try:
+        return outputs.job_record(path, model=model, settings=settings.key(), rate=args.rate, format=args.format,
+                                  stems=names, four_stem_model=args.four_stem_model if args.stems == 4 else None)
+    except OSError:
+        return None
+
+
+def separate_one(separator, path: Path, final_dir: Path, args, names: list[str], job: dict | None,
+                 bar=None, warn=None) -> list[Path]:
+    """Separate one song into ``final_dir`` (streamed: decode -> model -> split -> resample -> write)."""
+    # Decoded as it is separated, window by window: memory does not grow with the song.
+    with open_audio(path, max_duration=args.max_duration, on_warning=warn) as audio:
+        stems = separator.stream(audio, progress=bar)
+        if args.stems == 4:
+            from ..separation import learned4
+            from ..separation.fourstems import four_stems, stream_four_stems
+
+            if learned4.is_dsp(args.four_stem_model):
+                split = stream_four_stems(stems)
+            else:  # the learned splitter works on the whole accompaniment (memory grows with it)
+                whole = collect_blocks(stems)
+                split = iter([(0, four_stems(whole, model=args.four_stem_model))])
+            stems = ((o, {k: v for k, v in b.items() if k in names}) for o, b in split)
+        model_rate = audio.rate
+        rate = args.rate or audio.source_rate
+        if rate != model_rate:  # back to the song's rate (or --rate), same length to the sample
+            stems = resample_blocks(stems, model_rate, rate,
+                                    lambda: target_frames(audio.decoded, audio.source_rate, rate))
+        return write_stems(stems, final_dir, args.format, protect=(path,), rate=rate, job=job)
+
+
+def _label(path: Path) -> str:
+    return path.name if len(path.name) <= 40 else path.name[:37] + "..."
+
+
+def _error_line(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, OSError):
+        exc = AudioError(outputs.os_error_path(exc, path), exc.strerror or str(exc))
+    return f"unmix: error: {exc}"
+
+
+def _make_separator(args, threads: int | None = None):
     from ..devices import resolve_device
     from ..separation.registry import load_model
     from ..separation.separator import Separator
 
+    device = resolve_device(args.device)
+    model = load_model(args.model_file or args.model, device=str(device))
+    return Separator(model, settings_from_args(args), device=device, threads=threads)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Linux: get SIGTERM (and so remove this child's temporary files) when the parent process
+    ends for any reason, even kill -9; a child whose parent is already gone stops now."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_worker(args) -> int:
+    """One song of a ``--jobs`` run, into the exact result folder the parent chose."""
+    task = json.loads(args.worker)
+    _stop_with_parent(int(task["parent"]))
+    for key, value in task["args"].items():
+        setattr(args, key, value)
+    separator = _make_separator(args, threads=task["threads"])
+    names = output_names(separator, args)
+    path = Path(args.songs[0])
+
+    def warn(message: str) -> None:
+        print(f"unmix: warning: {message}", file=sys.stderr, flush=True)
+
+    try:
+        separate_one(separator, path, Path(task["dir"]), args, names, task["job"], warn=warn)
+    except (UnmixError, OSError) as exc:
+        print(_error_line(exc, path), file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+#: Options of the parent passed on to each ``--jobs`` child (everything that shapes the stems).
+_CHILD_ARGS = ("model", "model_file", "targets", "stems", "four_stem_model", "niter", "softmask", "power",
+               "residual", "logit", "tta", "window", "format", "max_duration", "device", "rate")
+
+
+class _Child:
+    """One ``unmix separate --worker`` process; its stderr lines are passed on as they come."""
+
+    def __init__(self, path: Path, final_dir: Path, args, job, threads: int, lock: threading.Lock):
+        task = {"args": {k: getattr(args, k) for k in _CHILD_ARGS}, "dir": str(final_dir), "job": job,
+                "threads": threads, "parent": os.getpid()}
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.path, self.final_dir = path, final_dir
+        self.errors = 0
+        self.quiet = False  # set once stopping: the children's "interrupted" lines are not news
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "unmix_desktop.cli", "separate", os.fspath(path), "--out",
+             os.fspath(final_dir.parent), "-q", "--worker", json.dumps(task)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+            text=True, errors="replace")
+        self._lock = lock
+        self._reader = threading.Thread(target=self._relay, daemon=True)
+        self._reader.start()
+
+    def _relay(self) -> None:
+        for line in self.proc.stderr:
+            if line.startswith("unmix: error:"):
+                self.errors += 1
+            if not self.quiet:
+                with self._lock:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    def finish(self) -> int:
+        self.proc.wait()
+        self._reader.join(timeout=10)
+        return self.proc.returncode
+
+
+def _run_parallel(tasks, args, jobs: int, threads: int, report) -> tuple[int, int]:
+    """Run ``tasks`` (``(path, final_dir, job)``) ``jobs`` at a time; returns ``(done, failed)``.
+
+    On a signal (raised here as :class:`~unmix_desktop.errors.Stopped`) every running child gets
+    the same signal, removes its own temporary files and is waited for before the signal goes on.
+    """
+    lock = threading.Lock()
+    pending = list(tasks)
+    running: list[_Child] = []
+    done = failed = 0
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                path, final_dir, job = pending.pop(0)
+                running.append(_Child(path, final_dir, args, job, threads, lock))
+            time.sleep(0.05)
+            for child in [c for c in running if c.proc.poll() is not None]:
+                running.remove(child)
+                code = child.finish()
+                if code == 0:
+                    done += 1
+                    with lock:
+                        report(child.path, child.final_dir)
+                else:
+                    failed += 1
+                    if not child.errors:  # a crash, not one of our errors: still one line
+                        with lock:
+                            print(f"unmix: error: {child.path}: separation process ended with status {code}",
+                                  file=sys.stderr, flush=True)
+    except BaseException as exc:
+        default = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+        signum = getattr(exc, "signum", default)
+        for child in running:
+            child.quiet = True
+            if child.proc.poll() is None:
+                try:
+                    child.proc.send_signal(signum)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 60
+        for child in running:
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()  # a child that cannot stop; its temporary files go on the next run
+                child.proc.wait()
+        raise
+    return done, failed
+
+
+def run(args) -> int:
+    if args.worker:
+        return run_worker(args)
     out = Path(args.out)
     if os.path.lexists(out) and not out.is_dir():
         raise AudioError(out, "--out is a file, not a folder")
-    device = resolve_device(args.device)
-    settings = settings_from_args(args)
-    model_ref = args.model_file or args.model
-    model = load_model(model_ref, device=str(device))
-    separator = Separator(model, settings, device=device)
-    names = output_names(separator, args)
-    files_written = [f"{n}.{_ext(args.format)}" for n in names]
-    paths = [Path(song) for song in args.songs]
-    bases = result_bases(paths)
-    taken: list[str] = []
-    failed = 0
 
     def warn(message: str) -> None:
         print(f"unmix: warning: {message}", file=sys.stderr)
 
-    for path, base in zip(paths, bases):
+    jobs = min(args.jobs, cores())
+    if jobs < args.jobs:
+        print(f"unmix: note: --jobs {args.jobs}: this machine has {cores()} cores; running {jobs} at once",
+              file=sys.stderr)
+    threads = args.threads or (max(1, cores() // jobs) if jobs > 1 else None)
+    separator = _make_separator(args, threads=None if jobs > 1 else threads)
+    names = output_names(separator, args)
+    settings = separator.settings
+    model = model_id(args)
+    files_written = [f"{n}.{_ext(args.format)}" for n in names]
+    songs, empty = expand_songs(args.songs, out, warn)
+    failed = len(empty)
+    for exc in empty:
+        print(f"unmix: error: {exc}", file=sys.stderr)
+    bases = plan_bases(songs)
+    taken: dict[str, list[str]] = {}
+    tasks: list[tuple[Path, Path, dict | None]] = []
+    skipped = 0
+    total = sum(base is not None for base in bases) + len(empty)
+
+    def report(path: Path, final_dir: Path, files=None) -> None:
+        if not args.quiet:
+            count = len(files) if files is not None else len(files_written)
+            print(f"{_label(path)}: {count} stems -> {final_dir}", file=sys.stderr)
+
+    # plan: a result folder for each song (so parallel songs never race for a name), skip finished ones
+    for (path, parent), base in zip(songs, bases):
         if base is None:
             print(f"unmix: note: {path}: listed twice, separated once", file=sys.stderr)
             continue
-        label = path.name if len(path.name) <= 40 else path.name[:37] + "..."
-        bar = None
         try:
-            final_dir, why = outputs.choose_result_dir(out, base, files_written, taken, protect=(path,))
-            taken.append(final_dir.name)
+            used = taken.setdefault(os.path.normcase(os.path.abspath(parent)), [])
+            final_dir, why = outputs.choose_result_dir(parent, base, files_written, used, protect=(path,))
+            used.append(final_dir.name)
             if base != song_name(path):
                 print(f"unmix: note: {path}: another song of this run is also named '{song_name(path)}'; "
                       f"its stems go to '{base}'", file=sys.stderr)
             if why:
                 print(f"unmix: note: {path}: {why}; writing to {final_dir}", file=sys.stderr)
-            bar = None if args.quiet else ProgressBar(label)
-            # Decoded as it is separated, window by window: memory does not grow with the song.
-            with open_audio(path, max_duration=args.max_duration, on_warning=warn) as audio:
-                stems = separator.stream(audio, progress=bar)
-                if args.stems == 4:
-                    from ..separation import learned4
-                    from ..separation.fourstems import four_stems, stream_four_stems
-
-                    if learned4.is_dsp(args.four_stem_model):
-                        split = stream_four_stems(stems)
-                    else:  # the learned splitter works on the whole accompaniment (memory grows with it)
-                        whole = collect_blocks(stems)
-                        split = iter([(0, four_stems(whole, model=args.four_stem_model))])
-                    stems = ((o, {k: v for k, v in b.items() if k in names}) for o, b in split)
-                files = write_stems(stems, final_dir, args.format, protect=(path,))
-            if bar:
-                bar.close(f"{label}: {len(files)} stems -> {final_dir}")
         except (UnmixError, OSError) as exc:
-            if bar:
-                bar.close()
-            if isinstance(exc, OSError):
-                exc = AudioError(outputs.os_error_path(exc, path), exc.strerror or str(exc))
-            print(f"unmix: error: {exc}", file=sys.stderr)
+            print(_error_line(exc, path), file=sys.stderr)
             failed += 1
+            continue
+        job = job_for(path, args, model, settings, names)
+        if job is not None and not args.force and outputs.is_done(final_dir, job, files_written):
+            skipped += 1
+            if not args.quiet:
+                print(f"{_label(path)}: already separated -> {final_dir} (skipped; --force to redo)", file=sys.stderr)
+            continue
+        tasks.append((path, final_dir, job))
+
+    done = 0
+    if jobs > 1 and len(tasks) > 1:
+        del separator  # each child loads its own model
+        done, child_failed = _run_parallel(tasks, args, min(jobs, len(tasks)), threads, report)
+        failed += child_failed
+    else:
+        for path, final_dir, job in tasks:
+            label = _label(path)
+            bar = None
+            try:
+                bar = None if args.quiet else ProgressBar(label)
+                files = separate_one(separator, path, final_dir, args, names, job, bar=bar, warn=warn)
+                done += 1
+                if bar:
+                    bar.close(f"{label}: {len(files)} stems -> {final_dir}")
+            except (UnmixError, OSError) as exc:
+                if bar:
+                    bar.close()
+                print(_error_line(exc, path), file=sys.stderr)
+                failed += 1
     if failed:
-        print(f"unmix: {failed} of {len(args.songs)} songs failed", file=sys.stderr)
+        print(f"unmix: {failed} of {total} songs failed ({done} done, {skipped} skipped)", file=sys.stderr)
         return 2
+    if not args.quiet and (total > 1 or skipped):
+        print(f"unmix: {total} songs: {done} done, {skipped} skipped, 0 failed", file=sys.stderr)
     return 0

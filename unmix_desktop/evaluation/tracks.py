@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..audio.io import AUDIO_EXTENSIONS, load_audio
+from ..audio.io import audio_files, load_audio
 from ..errors import AudioError
 
 MIXTURE_NAMES = ("mixture", "mix")
@@ -43,12 +43,11 @@ class Track:
 
 def _audio_files(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_EXTENSIONS:
-            name = p.name[: -len(p.suffix)].lower()
-            if name.endswith(".stem"):  # musdb .stem.mp4: not a single source
-                continue
-            files.setdefault(name, p)
+    for p in audio_files(folder):
+        name = p.name[: -len(p.suffix)].lower()
+        if name.endswith(".stem"):  # musdb .stem.mp4: not a single source
+            continue
+        files.setdefault(name, p)
     return files
 
 

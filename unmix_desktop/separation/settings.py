@@ -17,11 +17,18 @@ class SeparationSettings:
                                    # 512-frame Spleeter segment: faster, +0.1 dB on the dev song vs 15 s
     overlap_s: float = 1.0         # cross-fade between windows
     targets: list[str] | None = None  # subset to return (None = all)
+    rate: int | None = None        # sample rate of the written stems (None = the song's own rate);
+                                   # the model always runs at its own rate (44.1 kHz)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def key(self) -> str:
-        """A stable string for cache keys."""
+        """A stable string for cache keys.
+
+        ``rate`` is left out: it only says at which rate stems are written, while the cache holds
+        them at the model's rate, so cached stems serve every output rate.
+        """
         d = self.to_dict()
+        d.pop("rate", None)
         return ",".join(f"{k}={d[k]}" for k in sorted(d))

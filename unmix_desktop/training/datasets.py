@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..audio.io import AUDIO_EXTENSIONS, SOUNDFILE_EXTENSIONS, load_audio, resample
+from ..audio.io import AUDIO_EXTENSIONS, SOUNDFILE_EXTENSIONS, audio_files, load_audio, resample
 from ..errors import AudioError, UnmixError
 from .augment import Augmentation, choose_start
 
@@ -133,9 +133,8 @@ def band_bins(sample_rate: int, n_fft: int = 4096, out_rate: int = OUT_RATE) -> 
 def _audio_files(folder: Path) -> dict[str, Path]:
     """name (file stem, lower case) -> path of the audio files directly in ``folder``."""
     out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_EXTENSIONS:
-            out.setdefault(p.name[: -len(p.suffix)].lower(), p)
+    for p in audio_files(folder):
+        out.setdefault(p.name[: -len(p.suffix)].lower(), p)
     return out
 
 
