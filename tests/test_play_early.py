@@ -1,0 +1,158 @@
+"""Play while separating: the engine's ready-frames logic, the growing buffers, the pipeline's live
+stream, ``unmix play SONG`` on the ALSA null device, and the window with a slow real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unmix_desktop.audio.growing import GrowingStems
+from unmix_desktop.audio.mixer import XFADE_FRAMES, MixEngine
+from unmix_desktop.audio.player import StemPlayer
+
+SR = 44100
+
+
+def tone(n: int, freq: float = 220.0, level: float = 0.5) -> np.ndarray:
+    t = np.arange(n) / SR
+    x = (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x, x], axis=1)
+
+
+def fill(g: GrowingStems, source: dict[str, np.ndarray], upto: int) -> None:
+    g.write(g.ready, {k: v[g.ready:upto] for k, v in source.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# the engine
+# ---------------------------------------------------------------------------------------------
+
+def test_growing_stems_publish_ready_and_result():
+    src = {"vocals": tone(10000), "accompaniment": tone(10000, 330)}
+    g = GrowingStems(src, 10000, slack=0)
+    assert g.ready == 0 and g.fraction == 0.0 and not g.complete
+    fill(g, src, 4000)
+    assert g.ready == 4000
+    np.testing.assert_array_equal(g.stems["vocals"][:4000], src["vocals"][:4000])
+    assert not g.stems["vocals"][4000:].any()  # the rest is silence until written
+    fill(g, src, 10000)
+    g.finish()
+    assert g.complete and g.fraction == 1.0
+    out = g.result()
+    assert out["vocals"].shape == (10000, 2)
+    assert np.shares_memory(out["vocals"], g.stems["vocals"])  # no copy
+
+
+def test_position_never_passes_ready_and_resumes_by_itself():
+    n = 20 * 4096
+    src = {"a": tone(n), "b": tone(n, 330)}
+    g = GrowingStems(src, n, slack=0)
+    eng = MixEngine([g.stems["a"], g.stems["b"]], ready=g, max_block=512)
+    fill(g, src, 3000)
+    eng.start()
+    out = np.zeros((512, 2), np.float32)
+    heard = []
+    for _ in range(20):
+        eng.render(out)
+        assert eng.pos <= g.ready
+        heard.append(out.copy())
+    assert eng.waiting and eng.pos == 3000 and eng.playing and not eng.finished
+    # waiting is silence, the position holds
+    assert not np.any(heard[-1])
+    fill(g, src, 9000)
+    eng.render(out)
+    assert not eng.waiting and eng.pos == 3000 + 512
+    assert np.abs(out).max() > 0.1  # sound again, without anyone asking
+    fill(g, src, n)
+    g.finish()
+    for _ in range(400):
+        eng.render(out)
+        if eng.finished:
+            break
+    assert eng.finished and eng.pos == n
+
+
+def test_no_click_at_the_wait_boundary():
+    """Into the wait: a ramp down to zero; out of it: a ramp up from zero (a constant signal shows it)."""
+    n = 50000
+    dc = np.full((n, 2), 0.5, np.float32)
+    g = GrowingStems(["a"], n, slack=0)
+    eng = MixEngine([g.stems["a"]], ready=g, max_block=1024)
+    ready = 5000
+    g.write(0, {"a": dc[:ready]})
+    eng.start()
+    out = np.zeros((1024, 2), np.float32)
+    stream = []
+    for _ in range(8):
+        eng.render(out)
+        stream.append(out[:, 0].copy())
+    g.write(ready, {"a": dc[ready:20000]})
+    for _ in range(4):
+        eng.render(out)
+        stream.append(out[:, 0].copy())
+    y = np.concatenate(stream)
+    # largest sample-to-sample step: a cut from 0.5 to 0 would be 0.5; a ramp over 256 samples ~0.002
+    assert np.max(np.abs(np.diff(y))) < 0.5 / XFADE_FRAMES * 1.5
+    assert y[ready - XFADE_FRAMES // 2] < 0.5  # the fade-out happened before the boundary
+    assert y[:ready - XFADE_FRAMES].min() == pytest.approx(0.5)
+    silent = y[ready:8 * 1024]
+    assert not silent.any()
+
+
+def test_block_ending_exactly_at_ready_still_fades_out():
+    n = 8192
+    dc = np.full((n, 2), 0.5, np.float32)
+    g = GrowingStems(["a"], n, slack=0)
+    eng = MixEngine([g.stems["a"]], ready=g, max_block=1024)
+    g.write(0, {"a": dc[:2048]})
+    eng.start()
+    out = np.zeros((1024, 2), np.float32)
+    eng.render(out)
+    eng.render(out)  # ends exactly at ready
+    assert eng.waiting and eng.pos == 2048
+    assert out[-1, 0] < 0.01 and out[0, 0] == pytest.approx(0.5)
+
+
+def test_seek_into_the_unready_part_waits_then_plays_from_there():
+    n = 100000
+    src = {"a": tone(n)}
+    g = GrowingStems(src, n, slack=0)
+    eng = MixEngine([g.stems["a"]], ready=g, max_block=512)
+    fill(g, src, 10000)
+    eng.start()
+    out = np.zeros((512, 2), np.float32)
+    eng.render(out)
+    eng.seek(60000)  # past the ready part
+    for _ in range(3):
+        eng.render(out)
+    assert eng.waiting and eng.pos == 60000
+    assert not out.any()
+    fill(g, src, 70000)
+    eng.render(out)
+    assert not eng.waiting and eng.pos == 60512 and np.abs(out).max() > 0.1
+
+
+def test_player_waiting_and_faders_while_filling():
+    n = 5 * SR
+    src = {"vocals": tone(n), "accompaniment": tone(n, 330)}
+    g = GrowingStems(src, n, slack=0)
+    p = StemPlayer(open_stream=False, stretch_thread=False)
+    p.load(g.stems, ready=g)
+    fill(g, src, SR)
+    assert p.ready_seconds == pytest.approx(1.0)
+    p.play()
+    out = np.zeros((512, 2), np.float32)
+    for _ in range(100):
+        p.process(out)
+    assert p.waiting and p.position == pytest.approx(1.0)
+    fill(g, src, 2 * SR)
+    p.set_mute("accompaniment", True)
+    p.set_gain_db("vocals", -6.0)
+    for _ in range(3):
+        p.process(out)
+    assert not p.waiting
+    expect = 0.5 * 10 ** (-6 / 20)
+    assert np.abs(out).max() == pytest.approx(expect, rel=0.05)  # only the quieter vocals
+    g.finish()
+    assert p.ready_seconds == pytest.approx(p.duration)
+    p.close()
