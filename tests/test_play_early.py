@@ -156,3 +156,78 @@ def test_player_waiting_and_faders_while_filling():
     g.finish()
     assert p.ready_seconds == pytest.approx(p.duration)
     p.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline's live buffers
+# ---------------------------------------------------------------------------------------------
+
+def test_pipeline_live_result_is_the_buffers_and_equals_plain_run(tmp_path, tiny_umx):
+    from conftest import make_song
+    from unmix_desktop.audio.io import save_audio
+    from unmix_desktop.cache import StemCache
+    from unmix_desktop.separation.pipeline import Pipeline, SongRequest
+    from unmix_desktop.separation.settings import SeparationSettings
+
+    path = tmp_path / "song.wav"
+    save_audio(path, make_song(6.0)["mixture"], subtype="FLOAT")
+    settings = SeparationSettings(window_s=2.0, overlap_s=0.5)
+    cache = StemCache(tmp_path / "cache")
+    seen = []
+
+    def live(partial, growing):
+        seen.append((partial, growing, growing.ready))
+
+    pipe = Pipeline(lambda name: tiny_umx, cache, threads=1)
+    result = pipe.run(SongRequest(path, "tiny", settings), live=live)
+    assert len(seen) == 1
+    partial, growing, ready_then = seen[0]
+    assert ready_then == 0 and growing.complete and not result.from_cache
+    assert list(partial.stems) == list(result.stems) == ["vocals", "accompaniment"]
+    assert partial.content_hash == result.content_hash
+    for name, stem in result.stems.items():
+        assert np.shares_memory(stem, growing.stems[name])  # what played is what is cached
+    plain = Pipeline(lambda name: tiny_umx, None, threads=1).run(SongRequest(path, "tiny", settings))
+    for name in plain.stems:
+        np.testing.assert_allclose(result.stems[name], plain.stems[name], atol=1e-6)
+    # cached: no live call, at once
+    seen.clear()
+    again = pipe.run(SongRequest(path, "tiny", settings), live=live)
+    assert again.from_cache and seen == []
+
+
+# ---------------------------------------------------------------------------------------------
+# `unmix play SONG` on the ALSA null device
+# ---------------------------------------------------------------------------------------------
+
+def test_cli_play_song_file_mute_vocals(tmp_path, tiny_umx):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import make_song
+    from unmix_desktop.audio.io import save_audio
+    from unmix_desktop.separation.bundle import save_bundle
+
+    song = tmp_path / "song.wav"
+    save_audio(song, make_song(15.0)["mixture"], subtype="FLOAT")  # two windows of 11.5 s
+    bundle = save_bundle(tmp_path / "tiny", tiny_umx, card={"name": "tiny", "description": "t"})
+    env = dict(os.environ)
+    env["ALSA_CONFIG_PATH"] = str(Path(__file__).with_name("alsa_null.conf"))
+    env["UNMIX_CACHE_DIR"] = str(tmp_path / "cache")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1])] + sys.path)
+    cmd = [sys.executable, "-m", "unmix_desktop.cli", "play", str(song), "--model", str(bundle),
+           "--mute", "vocals"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "separating while playing" in r.stdout and ": accompaniment" in r.stdout
+    assert "0:15.0 / 0:15.0" in r.stdout  # played to the end
+    assert "Traceback" not in r.stderr
+    # the separation finished while it played: cached, the second time plays at once
+    r2 = subprocess.run(cmd + ["--duration", "1"], capture_output=True, text=True, env=env, timeout=120)
+    assert r2.returncode == 0, r2.stderr
+    assert "from the cache" in r2.stdout
+    bad = subprocess.run([sys.executable, "-m", "unmix_desktop.cli", "play", str(tmp_path / "none.mp3")],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "none.mp3: file not found" in bad.stderr and "Traceback" not in bad.stderr

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     player = StemPlayer(device=_device(args.device), blocksize=args.blocksize, latency=_latency(args.latency))
     if not player.available:
         raise PlayerError(player.unavailable_reason)
-    if Path(args.stems_dir).is_file():
+    if Path(args.stems_dir).is_file() or Path(args.stems_dir).suffix.lower() in AUDIO_EXTENSIONS:
         return _run_song(args, player)
     stems = load_stems(args.stems_dir, args.start, args.duration)
     state = state_from_args(stems.keys(), args)
@@ -249,7 +249,7 @@ class LiveSong:
         self._thread = threading.Thread(target=self._run, name="unmix-play-separation", daemon=True)
         self._thread.start()
 
-    def _live(self, growing, mixture) -> None:
+    def _live(self, partial, growing) -> None:
         self.growing = growing
         self._started.set()
 

@@ -19,7 +19,8 @@ Contracts
   separator's ratio-mask ``power`` (2 without a soft mask), as its model docstring requires.
 * Play while separating: ``run(..., live=callback)`` separates into preallocated
   :class:`~unmix_desktop.audio.growing.GrowingStems` (the song's decoded length) and calls
-  ``live(growing, mixture)`` once, in the worker thread, before the first window; the buffers'
+  ``live(partial_result, growing)`` once, in the worker thread, before the first window, when the
+  song has more than one window (a one-window song is done as soon as it could start); the buffers'
   published ``ready`` frames grow window by window and a player reading them plays at once. The
   finished :class:`SongResult`'s (two) stems are those very buffers (no copy); the cache as usual.
 * Errors a user can cause are :class:`~unmix_desktop.errors.AudioError` ("PATH: reason");
@@ -48,8 +49,9 @@ if TYPE_CHECKING:  # torch is imported when the first separation starts, not at 
     from .base import SpectrogramModel
 
 Report = Callable[[str, float], None]
-#: ``live(growing, mixture)``: the buffers being filled and the decoded mixture (see the docstring).
-Live = Callable[["GrowingStems", np.ndarray], None]
+#: ``live(partial, growing)``: a :class:`SongResult` whose stems are the buffers being filled
+#: (``seconds`` 0) and the :class:`GrowingStems` (see the module docstring).
+Live = Callable[["SongResult", GrowingStems], None]
 
 #: The stages of :meth:`Pipeline.run`, in order ("cache" replaces decode..fourstems on a hit).
 STAGES = ("read", "cache", "decode", "model", "separate", "fourstems", "save")
@@ -378,15 +380,15 @@ class Pipeline:
         with torch_threads(self.threads):
             separator = make_separator(model, request.settings, self.device, self.threads)
             report("separate", 0.0)
-            if live is not None:
+            card = _jsonable(dict(getattr(model, "card", {}) or {}))
+            if live is not None and len(separator.windows(mixture.shape[0])) > 1:
                 growing = GrowingStems(separator.output_targets, mixture.shape[0], slack=0)
-                live(growing, mixture)
+                live(result(mixture, growing.stems, card, False, 0.0), growing)
                 self.stream_into(growing, separator, mixture, lambda f: report("separate", f), cancel)
                 stems = growing.result()
             else:
                 stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)
             two = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}
-            card = _jsonable(dict(getattr(model, "card", {}) or {}))
             if request.four_stems:
                 check()
                 if cache is not None:  # keep the two-stem result too: switching back is instant
