@@ -182,7 +182,7 @@ def test_pipeline_live_result_is_the_buffers_and_equals_plain_run(tmp_path, tiny
     result = pipe.run(SongRequest(path, "tiny", settings), live=live)
     assert len(seen) == 1
     partial, growing, ready_then = seen[0]
-    assert ready_then == 0 and growing.complete and not result.from_cache
+    assert 0 < ready_then < growing.frames and growing.complete and not result.from_cache
     assert list(partial.stems) == list(result.stems) == ["vocals", "accompaniment"]
     assert partial.content_hash == result.content_hash
     for name, stem in result.stems.items():
@@ -231,3 +231,88 @@ def test_cli_play_song_file_mute_vocals(tmp_path, tiny_umx):
     bad = subprocess.run([sys.executable, "-m", "unmix_desktop.cli", "play", str(tmp_path / "none.mp3")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "none.mp3: file not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# the window, with a slow real model
+# ---------------------------------------------------------------------------------------------
+
+def _slow_model(inner, delay: float):
+    """A real (tiny) network that takes ``delay`` seconds per window, so separation takes a while."""
+    import time
+
+    from unmix_desktop.separation.base import SpectrogramModel
+
+    class Slow(SpectrogramModel):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+            self.targets = list(inner.targets)
+            self.card = {"name": "slow", "description": "tiny network, slowed down"}
+
+        def forward(self, mag):
+            time.sleep(delay)
+            return self.inner(mag)
+
+    return Slow().eval()
+
+
+def test_window_plays_while_separating_waits_at_unready_part_and_resumes(qtbot, tmp_path, tiny_umx):
+    pytest.importorskip("pytestqt")
+    from conftest import make_song
+    from test_ui import WAIT_MS, Harness, _render
+    from unmix_desktop.audio.io import save_audio
+
+    path = tmp_path / "Long Song.wav"
+    save_audio(path, np.tile(make_song(4.0)["mixture"], (4, 1)), subtype="FLOAT")  # 16 s
+    # 2-s windows advancing 1.5 s, 0.6 s each: ~6 s to separate the whole song
+    h = Harness(qtbot, tmp_path, _slow_model(tiny_umx, 0.6), window_s=2.0, overlap_s=0.5)
+    w = h.window
+    h.drop(path)
+    qtbot.waitUntil(lambda: w.page == "song" and w.player.playing, timeout=WAIT_MS)
+    # playing before the separation ended
+    assert w.live and w.sep_task is not None and not w.growing.complete
+    ready = w.player.ready_seconds
+    assert 0 < ready < 8.0
+    out = _render(w.player, 8192)
+    assert np.abs(out).max() > 0.01
+    assert w.player.position <= w.player.ready_seconds + 1e-9
+
+    # faders work while separating: the vocals go silent
+    w.session.set_mute("vocals", True)
+    _render(w.player, 4096)
+    w.player._engine.levels[:] = 0.0
+    _render(w.player, 2048)
+    assert w.player.levels()["vocals"] == 0.0 and w.player.levels()["accompaniment"] > 0.0
+    w.session.set_mute("vocals", False)
+
+    # a seek past the ready part waits there, with a clear indication
+    target = w.player.ready_seconds + 5.0
+    assert target < 15.0
+    w.seek(target)
+    out = _render(w.player, 4096)
+    assert w.player.waiting and w.player.position == pytest.approx(target, abs=1e-4)
+    assert not out[-2048:].any()
+    w._tick()
+    assert w.song_page.tracks.ready is not None and w.song_page.tracks.ready < target
+    assert "waiting for separation" in w.status_label.text()
+    qtbot.waitUntil(lambda: w.song_page.tracks.is_built, timeout=WAIT_MS)
+    lane = w.song_page.tracks.lanes["vocals"]
+    w._tick()
+    assert lane.unready is not None and lane.unready.isVisible()
+    # ... and goes on by itself once the separation gets there
+    qtbot.waitUntil(lambda: w.player.ready_seconds > target + 0.5, timeout=WAIT_MS)
+    out = _render(w.player, 4096)
+    assert not w.player.waiting and w.player.position > target and np.abs(out).max() > 0.01
+
+    # the end of the separation: spectrograms, nothing shaded, still playing, cached
+    with qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):
+        pass
+    assert not w.live and w.player.playing and w.song.separation_seconds > 0
+    w._tick()
+    assert w.song_page.tracks.ready is None
+    assert len(h.cache.entries()) == 1
+    position = w.player.position
+    _render(w.player, 2048)
+    assert w.player.position > position
+    w.close()

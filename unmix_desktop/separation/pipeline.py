@@ -19,7 +19,7 @@ Contracts
   separator's ratio-mask ``power`` (2 without a soft mask), as its model docstring requires.
 * Play while separating: ``run(..., live=callback)`` separates into preallocated
   :class:`~unmix_desktop.audio.growing.GrowingStems` (the song's decoded length) and calls
-  ``live(partial_result, growing)`` once, in the worker thread, before the first window, when the
+  ``live(partial_result, growing)`` once, in the worker thread, after the first window, when the
   song has more than one window (a one-window song is done as soon as it could start); the buffers'
   published ``ready`` frames grow window by window and a player reading them plays at once. The
   finished :class:`SongResult`'s (two) stems are those very buffers (no copy); the cache as usual.
@@ -313,10 +313,15 @@ class Pipeline:
                               threads=self.threads, device=self.device, progress=progress, cancel=cancel)
 
     # -- a song file -------------------------------------------------------------------------
-    def stream_into(self, growing: GrowingStems, separator, mixture, progress=None, cancel=None) -> GrowingStems:
-        """Fill ``growing`` from ``separator``'s block stream (call inside :func:`torch_threads`)."""
+    def stream_into(self, growing: GrowingStems, separator, mixture, progress=None, cancel=None,
+                    on_first: Callable[[], None] | None = None) -> GrowingStems:
+        """Fill ``growing`` from ``separator``'s block stream (call inside :func:`torch_threads`);
+        ``on_first()`` runs once the first window is in."""
         for offset, blocks in separator.stream(mixture, progress=progress, cancel=cancel):
             growing.write(offset, blocks)
+            if on_first is not None:
+                on_first()
+                on_first = None
         growing.finish()
         return growing
 
@@ -383,8 +388,9 @@ class Pipeline:
             card = _jsonable(dict(getattr(model, "card", {}) or {}))
             if live is not None and len(separator.windows(mixture.shape[0])) > 1:
                 growing = GrowingStems(separator.output_targets, mixture.shape[0], slack=0)
-                live(result(mixture, growing.stems, card, False, 0.0), growing)
-                self.stream_into(growing, separator, mixture, lambda f: report("separate", f), cancel)
+                partial = result(mixture, growing.stems, card, False, 0.0)
+                self.stream_into(growing, separator, mixture, lambda f: report("separate", f), cancel,
+                                 on_first=lambda: live(partial, growing))
                 stems = growing.result()
             else:
                 stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)
