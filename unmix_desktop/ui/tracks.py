@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 from ..audio.spectrogram import DisplaySpectrogram
@@ -189,8 +189,9 @@ class SpectrogramLane(QWidget):
                 self.unready.hide()
             return
         if self.unready is None:
-            self.unready = pg.LinearRegionItem(values=(ready, self.duration), movable=False,
-                                               brush=pg.mkBrush(20, 22, 26, 200), pen=pg.mkPen(None))
+            hatch = QBrush(QColor(255, 255, 255, 46), Qt.BrushStyle.BDiagPattern)  # "not there yet"
+            self.unready = pg.LinearRegionItem(values=(ready, self.duration), movable=False, brush=hatch,
+                                               pen=pg.mkPen(QColor(theme.TEXT_DIM), width=1))
             self.unready.setZValue(6)
             self.unready.setToolTip("not separated yet: playback waits here")
             self.plot.vb.addItem(self.unready)
