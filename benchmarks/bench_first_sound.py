@@ -38,11 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import make_song  # noqa: E402
-from unmix_desktop.audio.io import save_audio  # noqa: E402
-from unmix_desktop.audio.player import StemPlayer  # noqa: E402
-from unmix_desktop.separation.pipeline import ModelProvider, Pipeline, SongRequest, worker_threads  # noqa: E402
-from unmix_desktop.separation.registry import default_model_name  # noqa: E402
+from conftest import make_song
+
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.audio.player import StemPlayer
+from unmix_desktop.separation.pipeline import (
+    ModelProvider,
+    Pipeline,
+    SongRequest,
+    worker_threads,
+)
+from unmix_desktop.separation.registry import default_model_name
 
 SINK = Path("/work/wt/shared/tools/paced_sink.py")
 
@@ -76,7 +82,7 @@ def inproc(path: Path, model: str, provider: ModelProvider, full: bool) -> dict:
         try:
             box["result"] = Pipeline(provider, None, threads=worker_threads()).run(
                 SongRequest(path, model, use_cache=False), report, cancel, live=live)
-        except Exception as exc:  # noqa: BLE001 - cancelled, or a failure reported below
+        except Exception as exc:
             box["error"] = repr(exc)
         finally:
             marks["end"] = time.perf_counter() - t0

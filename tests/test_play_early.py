@@ -164,6 +164,7 @@ def test_player_waiting_and_faders_while_filling():
 
 def test_pipeline_live_result_is_the_buffers_and_equals_plain_run(tmp_path, tiny_umx):
     from conftest import make_song
+
     from unmix_desktop.audio.io import save_audio
     from unmix_desktop.cache import StemCache
     from unmix_desktop.separation.pipeline import Pipeline, SongRequest
@@ -207,6 +208,7 @@ def test_cli_play_song_file_mute_vocals(tmp_path, tiny_umx):
     from pathlib import Path
 
     from conftest import make_song
+
     from unmix_desktop.audio.io import save_audio
     from unmix_desktop.separation.bundle import save_bundle
 
@@ -261,6 +263,7 @@ def test_window_plays_while_separating_waits_at_unready_part_and_resumes(qtbot, 
     pytest.importorskip("pytestqt")
     from conftest import make_song
     from test_ui import WAIT_MS, Harness, _render
+
     from unmix_desktop.audio.io import save_audio
 
     path = tmp_path / "Long Song.wav"

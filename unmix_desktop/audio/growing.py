@@ -15,7 +15,7 @@ whole buffer ready (then ``complete`` is true).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
