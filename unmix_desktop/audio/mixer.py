@@ -14,6 +14,11 @@ every numpy call writes through ``out=``):
 * gain changes are ramped linearly over one block (no zipper noise, no clicks);
 * pause/resume fade out/in over one block; seeks and A-B loop jumps crossfade over
   :data:`XFADE_FRAMES` samples (about 6 ms);
+* stems still being separated (``ready``: a :class:`~unmix_desktop.audio.growing.GrowingStems` or
+  anything with an ``int`` attribute ``ready``, read lock-free once per block): the play head never
+  passes the ready frames. Reaching them, the engine fades out over up to :data:`XFADE_FRAMES`
+  samples and *waits* (silence, position held, :attr:`MixEngine.waiting`); when more is ready it
+  fades in and goes on by itself. A seek into the unready part waits the same way;
 * a soft limiter on the master: identity below -1 dBFS, a tanh knee above it that never passes
   :data:`LIMIT_CEILING`, so the output never reaches full scale and a hot mix never wraps.
   Samples that would have clipped are counted.
@@ -161,6 +166,8 @@ class MixEngine:
     ``stems``: float32 ``(n, 2)`` arrays (different lengths are padded with silence).
     ``gains``: initial ``(n_stems, 2)`` gains (see :meth:`MixState.gains`); later targets are passed
     to :meth:`render` and reached by a linear ramp over that block.
+    ``ready``: for stems that are still being filled, an object whose ``ready`` attribute (an
+    ``int``, published by another thread) counts the leading frames that are final; ``None``: all.
 
     All attributes belong to the thread that calls :meth:`render`.
     """
@@ -174,6 +181,7 @@ class MixEngine:
         max_block: int = 4096,
         xfade: int = XFADE_FRAMES,
         meters: bool = True,
+        ready=None,
     ):
         self.stems = [np.ascontiguousarray(s, dtype=np.float32) for s in stems]
         for s in self.stems:
@@ -195,6 +203,8 @@ class MixEngine:
         self.playing = False
         self.finished = False  # reached the end of the song (not by pause)
         self.loop: tuple[int, int] | None = None  # (a, b) frames
+        self.ready_source = ready  # see the class docstring; None: every frame is ready
+        self.waiting = False  # the play head is at the unready part: silence until it arrives
         self._fade = 0  # +1: fade in over the next block, -1: fade out then pause
         self._pending_seek = -1  # seek to apply after a fade-out block
         self._xf_src = 0  # read position of the signal being crossfaded out
@@ -277,6 +287,15 @@ class MixEngine:
             self._fade = 1
         self.finished = False
 
+    @property
+    def ready_frames(self) -> int:
+        """Frames that can be played (``n_frames`` when nothing is being filled any more)."""
+        source = self.ready_source
+        if source is None:
+            return self.n_frames
+        ready = source.ready
+        return self.n_frames if ready >= self.n_frames else max(int(ready), 0)
+
     # rendering ----------------------------------------------------------------------------------
     def render(self, out: np.ndarray, target: np.ndarray | None = None) -> None:
         """Fill ``out`` (frames, 2) float32 with the next ``frames`` samples of the mix.
@@ -316,9 +335,30 @@ class MixEngine:
         out[...] = 0.0
         pos = self.pos
         t = 0
+        limit = self.ready_frames
+        partial = limit < self.n_frames
+        resume = self.waiting and pos < limit and self.playing
+        if resume or not self.playing:
+            self.waiting = False
+        stop_at = -1  # where the play head reached the unready part in this block
         while self.playing and t < n:
             loop = self.loop
             looping = loop is not None and pos < loop[1]
+            if partial and pos >= limit:  # the unseparated part: hold the position, play silence
+                if self._xf_left:  # finish fading out the signal a seek left
+                    k = min(n - t, self._xf_left)
+                    tail = self._tail[:k]
+                    self._mix(tail, self._xf_src, t)
+                    i = self.xfade - self._xf_left
+                    np.multiply(tail, self._fade_out[i : i + k], out=out[t : t + k])
+                    self._xf_src += k
+                    self._xf_left -= k
+                    t += k
+                    continue
+                if not self.waiting:
+                    self.waiting = True
+                    stop_at = t
+                break
             if pos >= self.n_frames and not looping and self._xf_left == 0:
                 self.playing = False
                 self.finished = True
@@ -326,8 +366,8 @@ class MixEngine:
             k = n - t
             if looping:
                 k = min(k, loop[1] - pos)
-            if pos < self.n_frames:
-                k = min(k, self.n_frames - pos)
+            if pos < limit:
+                k = min(k, limit - pos)
             if self._xf_left:
                 k = min(k, self._xf_left)
             seg = out[t : t + k]
@@ -348,6 +388,15 @@ class MixEngine:
                 self._xf_left = self.xfade
                 pos = loop[0]
         self.pos = pos
+        if partial and self.playing and pos >= limit and not self.waiting and not self._xf_left:
+            self.waiting = True  # the block ended exactly at the ready frames
+            stop_at = t
+        if stop_at > 0:  # ramp out into the wait (the samples before it were played at full level)
+            m = min(self.xfade, stop_at)
+            self._ramp_edge(out[stop_at - m : stop_at], m, down=True)
+        if resume:  # ramp in from the wait
+            m = min(self.xfade, n)
+            self._ramp_edge(out[:m], m, down=False)
 
         if self._fade > 0:
             np.multiply(out, ramp, out=out)
@@ -365,6 +414,14 @@ class MixEngine:
             np.copyto(gains, target)
         self._was_playing = self.playing
         self._limit(out)
+
+    def _ramp_edge(self, seg: np.ndarray, m: int, down: bool) -> None:
+        """Multiply ``seg`` (m, 2) by a linear ramp 0 -> 1 (or 1 -> 0 when ``down``) of ``m`` samples."""
+        r = self._tmp[:m]
+        np.divide(self._idx[:m], float(m), out=r)  # (t + 1) / m
+        if down:
+            np.subtract(1.0, r, out=r)
+        np.multiply(seg, r, out=seg)
 
     def _mix(self, dest: np.ndarray, pos: int, t: int) -> None:
         """``dest`` = sum over stems of stem[pos : pos + k] * gain, gains ramped from block offset ``t``."""

@@ -242,12 +242,17 @@ class StemPlayer:
         if was_playing and self.available:
             self.play()
 
-    def _new_engine(self, stems, gains) -> MixEngine:
-        return MixEngine(stems, gains, sample_rate=self._sample_rate, max_block=max(self._blocksize, 4096))
+    def _new_engine(self, stems, gains, ready=None) -> MixEngine:
+        return MixEngine(stems, gains, sample_rate=self._sample_rate, max_block=max(self._blocksize, 4096),
+                         ready=ready)
 
     # loading ---------------------------------------------------------------------------------
-    def load(self, stems: Mapping[str, np.ndarray], sample_rate: int = SAMPLE_RATE) -> None:
-        """Replace the stems (name -> float32 (n, 2)); resets faders, position and loop."""
+    def load(self, stems: Mapping[str, np.ndarray], sample_rate: int = SAMPLE_RATE, ready=None) -> None:
+        """Replace the stems (name -> float32 (n, 2)); resets faders, position and loop.
+
+        ``ready``: stems still being separated into these very arrays (a
+        :class:`~unmix_desktop.audio.growing.GrowingStems`, whose ``stems`` are passed here): playback
+        never passes its published ``ready`` frames; it waits there and goes on by itself."""
         arrays = [_as_stereo(name, audio) for name, audio in stems.items()]
         self._fade_out_and_wait()
         self._producer.stop_thread()  # nobody but this thread touches the engine now
@@ -267,7 +272,7 @@ class StemPlayer:
         self._seek = (self._seek[0] + 1, 0)
         # engine first: a callback in between sees the new engine with the old target, which the
         # engine ignores (wrong shape); the new engine already starts at the new gains
-        self._engine = self._new_engine(arrays, target)
+        self._engine = self._new_engine(arrays, target, ready)
         self._state = state
         self._target = target
         if self._producer.sample_rate != self._sample_rate:
@@ -363,6 +368,16 @@ class StemPlayer:
     @property
     def duration(self) -> float:
         return self._engine.n_frames / self._sample_rate
+
+    @property
+    def ready_seconds(self) -> float:
+        """Seconds from the start that can be played (the whole song unless it is being separated)."""
+        return self._engine.ready_frames / self._sample_rate
+
+    @property
+    def waiting(self) -> bool:
+        """Playing, but held at the part that is not separated yet (silence until it arrives)."""
+        return self._engine.waiting and self.playing
 
     @property
     def sample_rate(self) -> int:

@@ -1,10 +1,16 @@
-"""``unmix play STEMS_DIR``: play the stems of a separated song in the terminal."""
+"""``unmix play STEMS_DIR | SONG``: play the stems of a separated song in the terminal.
+
+A song file is separated while it plays (the song pipeline's live buffers, see
+:mod:`unmix_desktop.separation.pipeline`): sound starts once the first window is separated, the
+play head waits where separation has not arrived yet, and the result goes to the stem cache, so
+playing the song again starts at once."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,8 +124,8 @@ def _clock(seconds: float) -> str:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "play",
-        help="play the stems of a separated song with mute/solo/gain",
-        description="Play a folder of stems in the terminal. Ctrl-C stops.",
+        help="play a song (separated while it plays) or its stems with mute/solo/gain",
+        description="Play a folder of stems, or a song file (separated while it plays), in the terminal. Ctrl-C stops.",
     )
     add_mix_arguments(p, folder_optional=True)
     p.add_argument("--start", type=non_negative_float, default=0.0, metavar="S", help="start at S seconds")
@@ -130,6 +136,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--blocksize", type=positive_int, default=512, metavar="FRAMES", help="frames per audio block (default 512)")
     p.add_argument("--latency", default=None, metavar="S", help="output latency in seconds, or low/high")
     add_stretch_arguments(p)
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="for a song file: the model (name or bundle folder; default: the best installed)")
+    p.add_argument("--no-cache", action="store_true", help="for a song file: separate again even when cached")
     p.add_argument("--count-in", action="store_true", help="one bar of clicks (at the song's detected tempo) first")
     return p
 
@@ -163,11 +172,13 @@ def run(args: argparse.Namespace) -> int:
             print(StemPlayer().unavailable_reason or "no output device")
         return 0
     if not args.stems_dir:
-        raise UsageError("play needs a STEMS_DIR (a folder of <stem>.wav files from 'unmix separate')")
+        raise UsageError("play needs a STEMS_DIR (a folder of <stem>.wav files from 'unmix separate') or a song file")
 
     player = StemPlayer(device=_device(args.device), blocksize=args.blocksize, latency=_latency(args.latency))
     if not player.available:
         raise PlayerError(player.unavailable_reason)
+    if Path(args.stems_dir).is_file() or Path(args.stems_dir).suffix.lower() in AUDIO_EXTENSIONS:
+        return _run_song(args, player)
     stems = load_stems(args.stems_dir, args.start, args.duration)
     state = state_from_args(stems.keys(), args)
     stretch = stretch_from_args(args)
@@ -208,6 +219,111 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {_clock(offset + player.position)} / {_clock(total)}" + ("  stopped" if interrupted else ""))
     print(f"underruns: {player.underruns}  clipped samples: {player.clipped}"
           + (f"  stretch underruns: {player.stretch_underruns}" if player.stretching else ""))
+    if player.callback_error:
+        raise PlayerError(f"audio callback failed: {player.callback_error}")
+    return 0
+
+
+class LiveSong:
+    """A song file separated in a thread while it plays (the song pipeline's live buffers).
+
+    :meth:`wait_playable` returns the stems to load (``(stems, growing)``; ``growing`` is ``None``
+    when they came from the cache) as soon as the first window can be separated into them."""
+
+    def __init__(self, path: str | Path, model: str | None = None, use_cache: bool = True, threads: int | None = None):
+        from ..cache import StemCache
+        from ..separation.pipeline import ModelProvider, Pipeline, SongRequest, check_song_path, worker_threads
+        from ..separation.registry import default_model_name
+        from ..separation.settings import SeparationSettings
+
+        path = check_song_path(path)
+        self.request = SongRequest(path, model or default_model_name(), SeparationSettings(), use_cache=use_cache)
+        self.pipeline = Pipeline(ModelProvider(), StemCache(), threads=threads or worker_threads())
+        self.cancel = threading.Event()
+        self.growing = None
+        self.result = None
+        self.error: BaseException | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="unmix-play-separation", daemon=True)
+        self._thread.start()
+
+    def _live(self, partial, growing) -> None:
+        self.growing = growing
+        self._started.set()
+
+    def _run(self) -> None:
+        try:
+            self.result = self.pipeline.run(self.request, cancel=self.cancel, live=self._live)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+        finally:
+            self._started.set()
+
+    def wait_playable(self):
+        while not self._started.wait(0.1):
+            pass
+        if self.growing is not None:
+            return self.growing.stems, self.growing
+        if self.error is not None:
+            raise self.error
+        return self.result.stems, None
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel a separation still running (nothing half done is cached) and wait for it."""
+        self.cancel.set()
+        self._thread.join(timeout)
+
+
+def _run_song(args: argparse.Namespace, player) -> int:
+    from ..audio.player import PlayerError
+    from ..errors import Cancelled
+
+    if args.count_in:
+        raise UsageError("--count-in needs separated stems: play the stems folder, or drop --count-in")
+    song = LiveSong(args.stems_dir, args.model, use_cache=not args.no_cache)
+    interrupted = False
+    try:
+        stems, growing = song.wait_playable()
+        state = state_from_args(stems.keys(), args)
+        stretch = stretch_from_args(args)
+        player.load(stems, ready=growing)
+        player.set_mix_state(state)
+        player.set_tempo(stretch["tempo"])
+        player.set_key(stretch["semitones"], stretch["cents"])
+        first = min(args.start, player.duration)
+        last = player.duration if args.duration is None else min(player.duration, first + args.duration)
+        if args.loop:
+            player.set_loop(first, last)
+        player.seek(first)
+        heard = ", ".join(n for n in state.names if state.audible(n)) or "nothing"
+        how = "separating while playing" if growing is not None else "from the cache"
+        print(f"playing {Path(args.stems_dir).name} ({how}): {heard}", flush=True)
+        tty = sys.stdout.isatty()
+        player.play()
+        last_print = 0.0
+        while player.playing and player.position < last - 1e-3:
+            now = time.monotonic()
+            if tty or now - last_print >= 1.0:
+                wait = "  waiting for separation…" if player.waiting else ""
+                ready = "" if growing is None or growing.complete else f"  (separated {_clock(player.ready_seconds)})"
+                print(f"  {_clock(player.position)} / {_clock(player.duration)}{ready}{wait}",
+                      end="\r" if tty else "\n", flush=True)
+                last_print = now
+            if song.error is not None and not isinstance(song.error, Cancelled):
+                raise song.error
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        player.close()
+        if not song.done:
+            song.stop()
+    print(f"  {_clock(player.position)} / {_clock(player.duration)}" + ("  stopped" if interrupted else ""))
+    print(f"underruns: {player.underruns}  clipped samples: {player.clipped}")
     if player.callback_error:
         raise PlayerError(f"audio callback failed: {player.callback_error}")
     return 0

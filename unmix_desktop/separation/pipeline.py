@@ -17,6 +17,12 @@ Contracts
   is changed only *while* the pipeline computes (:func:`torch_threads`) and restored afterwards.
 * Model options follow the settings (:func:`configure_model`): Spleeter's mask ``exponent`` is the
   separator's ratio-mask ``power`` (2 without a soft mask), as its model docstring requires.
+* Play while separating: ``run(..., live=callback)`` separates into preallocated
+  :class:`~unmix_desktop.audio.growing.GrowingStems` (the song's decoded length) and calls
+  ``live(partial_result, growing)`` once, in the worker thread, after the first window, when the
+  song has more than one window (a one-window song is done as soon as it could start); the buffers'
+  published ``ready`` frames grow window by window and a player reading them plays at once. The
+  finished :class:`SongResult`'s (two) stems are those very buffers (no copy); the cache as usual.
 * Errors a user can cause are :class:`~unmix_desktop.errors.AudioError` ("PATH: reason");
   a file that cannot be decoded raises :class:`DecodeError`.
 """
@@ -35,6 +41,7 @@ import numpy as np
 
 from .. import cache as cache_mod
 from ..audio import io as audio_io
+from ..audio.growing import GrowingStems
 from ..errors import AudioError, Cancelled
 from .settings import SeparationSettings
 
@@ -42,6 +49,9 @@ if TYPE_CHECKING:  # torch is imported when the first separation starts, not at 
     from .base import SpectrogramModel
 
 Report = Callable[[str, float], None]
+#: ``live(partial, growing)``: a :class:`SongResult` whose stems are the buffers being filled
+#: (``seconds`` 0) and the :class:`GrowingStems` (see the module docstring).
+Live = Callable[["SongResult", GrowingStems], None]
 
 #: The stages of :meth:`Pipeline.run`, in order ("cache" replaces decode..fourstems on a hit).
 STAGES = ("read", "cache", "decode", "model", "separate", "fourstems", "save")
@@ -303,9 +313,23 @@ class Pipeline:
                               threads=self.threads, device=self.device, progress=progress, cancel=cancel)
 
     # -- a song file -------------------------------------------------------------------------
+    def stream_into(self, growing: GrowingStems, separator, mixture, progress=None, cancel=None,
+                    on_first: Callable[[], None] | None = None) -> GrowingStems:
+        """Fill ``growing`` from ``separator``'s block stream (call inside :func:`torch_threads`);
+        ``on_first()`` runs once the first window is in."""
+        for offset, blocks in separator.stream(mixture, progress=progress, cancel=cancel):
+            growing.write(offset, blocks)
+            if on_first is not None:
+                on_first()
+                on_first = None
+        growing.finish()
+        return growing
+
     def run(self, request: SongRequest, report: Report | None = None,
-            cancel: threading.Event | None = None) -> SongResult:
-        """Hash -> cache lookup -> decode -> separate -> (4 stems) -> cache. See the module docstring."""
+            cancel: threading.Event | None = None, live: Live | None = None) -> SongResult:
+        """Hash -> cache lookup -> decode -> separate -> (4 stems) -> cache. See the module docstring.
+
+        ``live``: play while separating (module docstring); not called on a cache hit."""
         report = report or _no_report
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
@@ -361,9 +385,16 @@ class Pipeline:
         with torch_threads(self.threads):
             separator = make_separator(model, request.settings, self.device, self.threads)
             report("separate", 0.0)
-            stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)
-            two = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}
             card = _jsonable(dict(getattr(model, "card", {}) or {}))
+            if live is not None and len(separator.windows(mixture.shape[0])) > 1:
+                growing = GrowingStems(separator.output_targets, mixture.shape[0], slack=0)
+                partial = result(mixture, growing.stems, card, False, 0.0)
+                self.stream_into(growing, separator, mixture, lambda f: report("separate", f), cancel,
+                                 on_first=lambda: live(partial, growing))
+                stems = growing.result()
+            else:
+                stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)
+            two = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}
             if request.four_stems:
                 check()
                 if cache is not None:  # keep the two-stem result too: switching back is instant

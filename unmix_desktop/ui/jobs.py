@@ -55,9 +55,10 @@ def stage_label(stage: str) -> str:
 
 
 def run_separation(request: SongRequest, models: ModelProvider, cache: cache_mod.StemCache | None,
-                   report: Report, cancel: threading.Event) -> SongResult:
-    """The window's separation job: the song pipeline with the window's thread policy."""
-    return Pipeline(models, cache, threads=worker_threads()).run(request, report, cancel)
+                   report: Report, cancel: threading.Event, live=None) -> SongResult:
+    """The window's separation job: the song pipeline with the window's thread policy
+    (``live``: play while separating, see :meth:`Pipeline.run`)."""
+    return Pipeline(models, cache, threads=worker_threads()).run(request, report, cancel, live=live)
 
 
 class EtaEstimator:

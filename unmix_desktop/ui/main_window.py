@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.open_url = open_url or QDesktopServices.openUrl
 
         self.song: jobs.SongResult | None = None
+        self.growing = None  # audio.growing.GrowingStems of the song playing while it is separated
         self.session: Session | None = None
         self.monitor = Monitor(self.settings.audio_device)
         self.link: PlayerLink | None = None
@@ -159,6 +160,7 @@ class MainWindow(QMainWindow):
         self.sep_ctl.done.connect(self._on_sep_done)
         self.sep_ctl.failed.connect(self._on_sep_error)
         self.sep_ctl.cancelled.connect(self._on_sep_cancelled)
+        self.sep_ctl.live.connect(self._on_sep_live)
         self.mix_ctl = MixController(self.song_page, self.monitor, self)
         self.transport_ctl = TransportController(self, self.notify)
         self.prefs_ctl = PreferencesController(self)
@@ -334,17 +336,57 @@ class MainWindow(QMainWindow):
         else:
             self.show_empty()
 
+    @property
+    def live(self) -> bool:
+        """The open song is still being separated while it plays."""
+        return self.song is not None and self.growing is not None and not self.growing.complete
+
+    def _on_sep_live(self, partial: jobs.SongResult, growing) -> None:
+        """The first window is separated: show the song and play while the rest arrives."""
+        if not self.sep_ctl.accept_live(partial, growing):
+            return
+        self.show_song(partial, growing)
+        if getattr(self.player, "available", False):
+            try:
+                self.player.play()
+            except Exception as exc:  # noqa: BLE001 - PlayerError: the device refused
+                self.notify(f"Playback failed: {exc}", "warning", 5000)
+
+    def _drop_live(self) -> None:
+        """A song playing while separated whose separation stopped (cancel, error): it is incomplete."""
+        if self.live:
+            self.player.stop()
+            self.song = None
+            self.transport_ctl.timer.stop()
+        self.growing = None
+
     def _on_sep_done(self, result: jobs.SongResult) -> None:
         self.settings.add_recent(result.path)
+        live = self.growing is not None and self.song is not None and self.song.path == result.path
+        self.growing = None
+        if live and list(result.stems) == list(self.song.stems):
+            # the player already plays these buffers: keep playing, draw the spectrograms now
+            self.song = result
+            self.song_page.info.setText(self.song_page.info.text().replace("separating while playing",
+                                                                           f"separated in {result.seconds:.1f} s"))
+            self.status_label.setText(f"{result.path.name}: separated in {result.seconds:.1f} s")
+            self.song_page.tracks.set_ready(None)
+            self.spec_ctl.start()
+            return
+        was_playing = live and self.player.playing
         self.show_song(result)
+        if was_playing:
+            self.player.play()
 
     def _on_sep_error(self, message: str, kind: str) -> None:
+        self._drop_live()
         request = self.sep_ctl.request
         self._back_from_progress()
         self.show_error(failure_status(request.path if request else None, kind), message)
         self.separation_failed.emit(message)
 
     def _on_sep_cancelled(self) -> None:
+        self._drop_live()
         self.status_label.setText("Separation cancelled")
         self._back_from_progress()
         self.separation_cancelled.emit()
@@ -377,16 +419,18 @@ class MainWindow(QMainWindow):
             self.transport_ctl.show_loop()
         self._save_timer.start()
 
-    def attach_player(self, position: float = 0.0) -> None:
-        """Load the song into the (new) player and link it to the session and the monitor."""
+    def attach_player(self, position: float = 0.0, growing=None) -> None:
+        """Load the song into the (new) player and link it to the session and the monitor
+        (``growing``: stems still being separated into ``song.stems``)."""
         if self.link is not None:
             self.link.close()
-        self.player.load(self.song.stems, self.song.sample_rate)
+        growing = growing if growing is not None else self.growing
+        self.player.load(self.song.stems, self.song.sample_rate, ready=growing)
         self.link = PlayerLink(self.session, self.monitor, self.player,
                                on_error=lambda text: self.notify(text, "warning", 5000))
         self.player.seek(position)
 
-    def show_song(self, result: jobs.SongResult) -> None:
+    def show_song(self, result: jobs.SongResult, growing=None) -> None:
         same_song = self.song is not None and self.song.path == result.path
         position = self.player.position if same_song else 0.0
         session = self._new_session(result)
@@ -395,13 +439,16 @@ class MainWindow(QMainWindow):
         session.observe(self._on_session_changed)
         self.spec_ctl.reset()
         names = list(result.stems)
-        self.attach_player(min(position, result.duration))
+        self.growing = growing
+        self.attach_player(min(position, result.duration), growing)
         page = self.song_page
         page.title.setText(result.title)
         how = (f"loaded from the cache in {result.seconds:.1f} s" if result.from_cache
                else f"separated in {result.seconds:.1f} s")
         if result.reused_two_stems:
             how = f"split from the cached 2-stem result in {result.seconds:.1f} s"
+        if growing is not None:
+            how = "separating while playing"
         stems = " + ".join(theme.stem_label(n).lower() for n in names)
         page.info.setText(f"{jobs.format_time(result.duration)}  ·  {stems}  ·  "
                           f"Wiener EM {self.separation_settings().niter}  ·  {how}")

@@ -1,7 +1,10 @@
 """Separation in the window: start / cancel the song pipeline in a worker, the progress page, the ETA.
 
 Signals ``done(SongResult)``, ``failed(message, kind)`` (``kind``: the exception class, e.g.
-``"DecodeError"``) and ``cancelled()``. The job is :func:`.jobs.run_separation` (the song pipeline
+``"DecodeError"``), ``cancelled()`` and ``live(partial SongResult, GrowingStems)``: a song of more
+than one window can be played from its first separated window on (the window shows it at once; the
+stems fill while it plays, :mod:`unmix_desktop.audio.growing`); ``done`` follows with the result,
+whose stems are the same buffers. The job is :func:`.jobs.run_separation` (the song pipeline
 with the window's thread policy).
 """
 
@@ -25,6 +28,7 @@ class SeparationController(QObject):
     done = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
+    live = Signal(object, object)  # partial SongResult, GrowingStems (emitted from the worker: queued)
 
     def __init__(self, window: "MainWindow"):
         super().__init__(window)
@@ -34,6 +38,7 @@ class SeparationController(QObject):
         self._eta: jobs.EtaEstimator | None = None
         self._stage = ("read", 0.0)
         self._duration_hint: float | None = None
+        self.growing = None  # the buffers of the song playing while it is separated
         self.timer = QTimer(self)
         self.timer.setInterval(ETA_MS)
         self.timer.timeout.connect(self.show_progress)
@@ -51,11 +56,15 @@ class SeparationController(QObject):
         self._eta = None
         self._stage = ("read", 0.0)
         self._duration_hint = None
+        self.growing = None
         w.progress_page.start(request.path.name)
         provider, stem_cache = w.model_provider, w.stem_cache
 
+        def on_live(partial, growing):  # worker thread: a queued signal to the UI thread
+            self.live.emit(partial, growing)
+
         def job(report, cancel):
-            return jobs.run_separation(request, provider, stem_cache, report, cancel)
+            return jobs.run_separation(request, provider, stem_cache, report, cancel, live=on_live)
 
         self.task = w.start_task(job, "separation", self.on_progress, self._on_done, self._on_error,
                                  self._on_cancelled)
@@ -74,6 +83,22 @@ class SeparationController(QObject):
     def _finish(self) -> None:
         self.task = None
         self.timer.stop()
+        self.growing = None
+
+    def accept_live(self, partial, growing) -> bool:
+        """Whether a ``live`` emission belongs to the running separation (a stale one is ignored)."""
+        ok = self.task is not None and self.request is not None and partial.path == self.request.path
+        if ok:
+            self.growing = growing
+        return ok
+
+    def live_status(self, waiting: bool) -> str:
+        """The status line while a song plays as it is separated."""
+        growing = self.growing
+        if growing is None:
+            return ""
+        text = f"Separating {self.request.path.name if self.request else ''}: {growing.fraction:.0%} ready"
+        return text + ("  ·  waiting for separation…" if waiting else "  ·  playing what is ready")
 
     # progress --------------------------------------------------------------------------------
     def on_progress(self, stage: str, fraction: float) -> None:

@@ -48,8 +48,8 @@ class SpectrogramController(QObject):
 
     def start(self) -> None:
         song = self.w.song
-        if song is None or self.task is not None or self.spectrograms:
-            return
+        if song is None or self.task is not None or self.spectrograms or getattr(self.w, "live", False):
+            return  # (a song still being separated gets its spectrograms when it is done)
         mixture, stems = song.mixture, song.stems
         self.task = self.w.start_task(lambda report, cancel: jobs.run_spectrograms(mixture, stems, report, cancel),
                                       "spectrograms", None, self._on_done, self._on_error)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 from ..audio.spectrogram import DisplaySpectrogram
@@ -102,6 +102,8 @@ class SpectrogramLane(QWidget):
         self.image: pg.ImageItem | None = None
         self.playhead: pg.InfiniteLine | None = None
         self.region: pg.LinearRegionItem | None = None
+        self.unready: pg.LinearRegionItem | None = None  # the part not separated yet, shaded
+        self._ready: float | None = None
         self._position = 0.0
         self._loop: tuple[float, float] | None = None
         self._bands = 160
@@ -132,6 +134,7 @@ class SpectrogramLane(QWidget):
         self.playhead.setZValue(10)
         vb.addItem(self.playhead)
         self._set_ranges()
+        self.set_ready(self._ready)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         if self.spectrogram is not None:
             self.set_spectrogram(self.spectrogram)
@@ -175,6 +178,25 @@ class SpectrogramLane(QWidget):
             self.plot.vb.addItem(self.region)
         self.region.setRegion(loop)
         self.region.show()
+
+    def set_ready(self, ready: float | None) -> None:
+        """Shade the part after ``ready`` seconds (still being separated); ``None``: all is ready."""
+        self._ready = ready
+        if self.plot is None:
+            return
+        if ready is None:
+            if self.unready is not None:
+                self.unready.hide()
+            return
+        if self.unready is None:
+            hatch = QBrush(QColor(255, 255, 255, 46), Qt.BrushStyle.BDiagPattern)  # "not there yet"
+            self.unready = pg.LinearRegionItem(values=(ready, self.duration), movable=False, brush=hatch,
+                                               pen=pg.mkPen(QColor(theme.TEXT_DIM), width=1))
+            self.unready.setZValue(6)
+            self.unready.setToolTip("not separated yet: playback waits here")
+            self.plot.vb.addItem(self.unready)
+        self.unready.setRegion((ready, self.duration))
+        self.unready.show()
 
     def seconds_at(self, scene_pos) -> float | None:
         vb = self.plot.vb
@@ -240,6 +262,7 @@ class TrackView(QWidget):
         self._generation = 0
         self._position = 0.0
         self._loop: tuple[float, float] | None = None
+        self._ready: float | None = None
         self._specs: dict[str, DisplaySpectrogram] = {}
 
     def clear(self) -> None:
@@ -256,6 +279,7 @@ class TrackView(QWidget):
         self._specs = {}
         self._position = 0.0
         self._loop = None
+        self._ready = None
 
     def set_song(self, names: list[str], duration: float) -> None:
         self.clear()
@@ -293,6 +317,7 @@ class TrackView(QWidget):
             lane.seek_requested.connect(self.seek_requested)
             lane.set_position(self._position)
             lane.set_loop(self._loop)
+            lane.set_ready(self._ready)
             if name in self._specs:
                 lane.set_spectrogram(self._specs[name])
             self.lanes[name] = lane
@@ -319,6 +344,18 @@ class TrackView(QWidget):
         self._loop = loop
         for lane in self.lanes.values():
             lane.set_loop(loop)
+
+    def set_ready(self, ready: float | None) -> None:
+        """Seconds separated so far (the rest is shaded); ``None`` when the whole song is ready."""
+        if ready == self._ready:
+            return
+        self._ready = ready
+        for lane in self.lanes.values():
+            lane.set_ready(ready)
+
+    @property
+    def ready(self) -> float | None:
+        return self._ready
 
     @property
     def spectrograms_ready(self) -> bool:

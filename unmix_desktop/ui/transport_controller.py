@@ -127,6 +127,10 @@ class TransportController(QObject):
         page.transport.show_position(pos)
         page.transport.show_playing(playing)
         page.tracks.set_position(pos)
+        live = getattr(w, "live", False)  # playing while separating: shade and say what is not ready
+        page.tracks.set_ready(player.ready_seconds if live else None)
+        if live:
+            w.status_label.setText(w.sep_ctl.live_status(player.waiting))
         w.mix_ctl.show_levels(player.levels(), playing)
         error = getattr(player, "callback_error", None)
         if error and error != self._reported_callback_error:
