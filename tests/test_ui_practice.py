@@ -110,10 +110,11 @@ def test_tempo_and_key_controls_reach_session_player_title_and_persist(qtbot, tm
 
 def test_beats_in_a_worker_grid_drawn_cached_snap_and_nudge(qtbot, tmp_path, tiny_umx, groove):
     h = Harness(qtbot, tmp_path, tiny_umx, player_factory=_player)
-    h.drop_and_wait(groove)
     w, ctl = h.window, h.window.practice_ctl
-    assert ctl.task is not None  # estimated in a worker after the song was shown
-    assert "…" in w.song_page.transport.practice.bpm_label.text() or ctl.grid is not None
+    with qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        h.drop(groove)
+    assert ctl.task is not None and ctl.grid is None  # estimated in a worker after the song is shown
+    assert w.song_page.transport.practice.bpm_label.text() == "… BPM"
     qtbot.waitUntil(lambda: ctl.grid is not None, timeout=WAIT_MS)
     assert ctl.grid.bpm == pytest.approx(120.0, rel=0.01)
     assert w.song_page.transport.practice.bpm_label.text() == f"{ctl.grid.bpm:.1f} BPM"
