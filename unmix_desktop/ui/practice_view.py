@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QInputDialog, QLabel, QMenu, QSpinBox, QToolButton,
-                               QWidget, QWidgetAction)
+                               QVBoxLayout, QWidget, QWidgetAction)
 
 from ..analysis.beats import BeatGrid, estimate_beats
 from ..analysis.practice import CLICK_STEM, LoopTrainer, click_track, count_in
@@ -86,7 +86,15 @@ class PracticeBar(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("practiceBar")
-        lay = QHBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(4)
+        self.row1, self.row2 = QHBoxLayout(), QHBoxLayout()
+        for row in (self.row1, self.row2):
+            row.setSpacing(8)
+            outer.addLayout(row)
+        self.left, self.right = QWidget(), QWidget()  # tempo/key/BPM | beats, metronome, trainer, markers
+        lay = QHBoxLayout(self.left)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(6)
         lay.addWidget(_dim("Tempo"))
@@ -122,6 +130,9 @@ class PracticeBar(QWidget):
         self.bpm_label.setToolTip("Tempo of the song (estimated from the drums or accompaniment)")
         self.bpm_label.setFixedWidth(self.bpm_label.fontMetrics().horizontalAdvance("000.0 BPM (000)") + 8)
         lay.addWidget(self.bpm_label)
+        lay = QHBoxLayout(self.right)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(6)
         self.snap_button = _tool("Snap", "A and B snap to beats (Ctrl+G); Ctrl+←/→ and Ctrl+Shift+←/→ "
                                  "nudge A / B by a beat", checkable=True)
         lay.addWidget(self.snap_button)
@@ -130,7 +141,7 @@ class PracticeBar(QWidget):
         self.count_in_button = _tool("Count-in", "One bar of clicks before playback starts from a stop or "
                                      "from A (Shift+C)", checkable=True)
         lay.addWidget(self.count_in_button)
-        lay.addStretch(1)
+        lay.addSpacing(4)
         self.trainer_button = _tool("Trainer", "Loop trainer (Ctrl+L): play the A–B loop at the start tempo and "
                                     "raise it by the step after each pass, up to the target", checkable=True)
         self.trainer_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
@@ -156,6 +167,11 @@ class PracticeBar(QWidget):
                                    "markers, F2 renames")
         lay.addWidget(self.marker_button)
 
+        self.row1.addWidget(self.left)
+        self.row1.addStretch(1)
+        self.row1.addWidget(self.right)
+        self._one_row = True
+
         self.tempo_spin.valueChanged.connect(lambda v: self.tempo_changed.emit(v / 100))
         self.tempo_reset_button.clicked.connect(self.tempo_reset)
         self.key_spin.valueChanged.connect(lambda v: self.key_changed.emit(v, self.cents_spin.value()))
@@ -165,6 +181,30 @@ class PracticeBar(QWidget):
         self.count_in_button.toggled.connect(self.count_in_toggled)
         self.trainer_button.toggled.connect(self.trainer_toggled)
         self.marker_button.clicked.connect(self.marker_clicked)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._arrange(event.size().width())
+
+    def _arrange(self, width: int) -> None:
+        """One row when both halves fit, else the beat/metronome/trainer/marker half goes below."""
+        one_row = width >= self.left.sizeHint().width() + self.right.sizeHint().width() + 24
+        if one_row == self._one_row:
+            return
+        self._one_row = one_row
+        (self.row1 if not one_row else self.row2).removeWidget(self.right)
+        if one_row:
+            self.row1.addWidget(self.right)
+        else:
+            self.row2.addWidget(self.right)
+            self.row2.addStretch(1)
+        if one_row:  # drop the stretch left in row 2
+            while self.row2.count():
+                self.row2.takeAt(0)
+
+    @property
+    def one_row(self) -> bool:
+        return self._one_row
 
     @staticmethod
     def _percent_spin(value: int, lo: int = int(MIN_TEMPO * 100), hi: int = int(MAX_TEMPO * 100),
