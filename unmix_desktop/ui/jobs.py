@@ -141,6 +141,7 @@ class ExportRequest:
     write_karaoke: bool = True
     write_mix: bool = False
     mix_state: object = None  # audio.mixer.MixState of the current faders
+    stretch: dict | None = None  # tempo / semitones / cents (export.stretch_offline); None: original
 
 
 def export_plan(req: ExportRequest) -> list[tuple[str, Path]]:
@@ -165,6 +166,7 @@ def run_export(req: ExportRequest, report: Report, cancel: threading.Event) -> l
     if not plan:
         raise AudioError(req.folder, "nothing to export: choose stems, the karaoke track or the current mix")
     written: list[Path] = []
+    stretch = dict(req.stretch or {})
     for i, (what, path) in enumerate(plan):
         if cancel.is_set():
             raise Cancelled()
@@ -173,10 +175,11 @@ def run_export(req: ExportRequest, report: Report, cancel: threading.Event) -> l
             name = what[5:]
             path.parent.mkdir(parents=True, exist_ok=True)
             written.append(export_mod.export_mix(path, {name: req.stems[name]}, MixState.from_names([name]),
-                                                 source_path=req.source_path))
+                                                 source_path=req.source_path, **stretch))
         elif what == "karaoke":
-            written.append(export_mod.export_karaoke(path, req.stems, source_path=req.source_path))
+            written.append(export_mod.export_karaoke(path, req.stems, source_path=req.source_path, **stretch))
         else:
-            written.append(export_mod.export_mix(path, req.stems, req.mix_state, source_path=req.source_path))
+            written.append(export_mod.export_mix(path, req.stems, req.mix_state, source_path=req.source_path,
+                                                 **stretch))
     report("export", 1.0)
     return written

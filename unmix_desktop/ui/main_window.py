@@ -36,6 +36,7 @@ from .export_dialog import ExportDialog
 from .mix_view import MixController
 from .model_info import ModelChoice
 from .pages import EmptyPage, ProgressPage, SongPage
+from .practice_view import PracticeController
 from .preferences_view import PreferencesController
 from .presets import presets_for
 from .separation_view import SeparationController, failure_status
@@ -163,6 +164,7 @@ class MainWindow(QMainWindow):
         self.sep_ctl.live.connect(self._on_sep_live)
         self.mix_ctl = MixController(self.song_page, self.monitor, self)
         self.transport_ctl = TransportController(self, self.notify)
+        self.practice_ctl = PracticeController(self, self.notify)
         self.prefs_ctl = PreferencesController(self)
         self.spec_ctl = SpectrogramController(self, lambda text: self.notify(text, "warning"))
         self.spec_ctl.ready.connect(self.song_ready)
@@ -419,16 +421,22 @@ class MainWindow(QMainWindow):
             self.transport_ctl.show_loop()
         self._save_timer.start()
 
-    def attach_player(self, position: float = 0.0, growing=None) -> None:
-        """Load the song into the (new) player and link it to the session and the monitor
-        (``growing``: stems still being separated into ``song.stems``)."""
+    def attach_player(self, position: float = 0.0, growing=None, resume: bool = False) -> None:
+        """Load the song (and the metronome stem, once the beats are known) into the (new) player and
+        link it to the session and the monitor. ``growing``: stems still being separated into
+        ``song.stems``; ``resume``: keep playing if it was."""
+        was_playing = resume and self.player.playing
         if self.link is not None:
             self.link.close()
         growing = growing if growing is not None else self.growing
-        self.player.load(self.song.stems, self.song.sample_rate, ready=growing)
+        n_frames = max((a.shape[0] for a in self.song.stems.values()), default=0)
+        self.player.load(self.practice_ctl.player_stems(self.song.stems, n_frames, self.song.sample_rate),
+                         self.song.sample_rate, ready=growing)
         self.link = PlayerLink(self.session, self.monitor, self.player,
                                on_error=lambda text: self.notify(text, "warning", 5000))
         self.player.seek(position)
+        if was_playing:
+            self.player.play()
 
     def show_song(self, result: jobs.SongResult, growing=None) -> None:
         same_song = self.song is not None and self.song.path == result.path
@@ -440,6 +448,7 @@ class MainWindow(QMainWindow):
         self.spec_ctl.reset()
         names = list(result.stems)
         self.growing = growing
+        self.practice_ctl.prepare(result.content_hash)  # the cached beat grid, before the player loads
         self.attach_player(min(position, result.duration), growing)
         page = self.song_page
         page.title.setText(result.title)
@@ -462,8 +471,8 @@ class MainWindow(QMainWindow):
         self.show_playback_state()
         self.stack.setCurrentWidget(page)
         self.actions_.set_song_actions_enabled(True)
-        self.setWindowTitle(f"{result.title} — unmix-desktop")
         self.status_label.setText(f"{result.path.name}: {how}")
+        self.practice_ctl.bind(session)  # tempo/key/markers shown; beats from the cache or a worker
         self.transport_ctl.timer.start()
         self.transport_ctl.tick()
         self.song_loaded.emit()
@@ -494,7 +503,8 @@ class MainWindow(QMainWindow):
         dialog = ExportDialog(self.song.stems, self.session.mix_state, self.song.path, self.song.title, folder,
                               self.settings.output_format, choices=self.settings.export_choices,
                               open_url=self.open_url, on_finished=self._on_exported,
-                              on_choices=self._remember_export_choices, parent=self)
+                              on_choices=self._remember_export_choices, stretch=self.practice_ctl.stretch,
+                              parent=self)
         self.export_dialog = dialog
         dialog.open()
         return dialog

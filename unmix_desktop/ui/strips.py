@@ -294,3 +294,54 @@ class MasterStrip(_StripBase):
         self.mute_button.setChecked(muted)
         for w in (self.fader, self.mute_button):
             w.blockSignals(False)
+
+
+class MetronomeStrip(QFrame):
+    """The metronome click's own small strip: on/off (mute) and a fader. Display + signals only."""
+
+    gain_changed = Signal(float)
+    mute_toggled = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("metronome")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        self.button = QToolButton()
+        self.button.setObjectName("transport")
+        self.button.setText("Click")
+        self.button.setCheckable(True)
+        self.button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.button.setToolTip("Metronome click on the beat grid (C); follows the tempo")
+        lay.addWidget(self.button)
+        self.fader = ResetSlider(0, FADER_STEPS, db_to_fader(-6.0))
+        self.fader.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.fader.setFixedWidth(70)
+        self.fader.setToolTip("Metronome volume (double-click: −6 dB)")
+        lay.addWidget(self.fader)
+        self.gain_label = QLabel(format_db(-6.0))
+        self.gain_label.setObjectName("dim")
+        self.gain_label.setFixedWidth(self.gain_label.fontMetrics().horizontalAdvance("−48.0 dB") + 6)
+        lay.addWidget(self.gain_label)
+        self.button.toggled.connect(lambda on: self.mute_toggled.emit(not on))
+        self.fader.valueChanged.connect(self._fader_moved)
+
+    @property
+    def muted(self) -> bool:
+        return not self.button.isChecked()
+
+    def _fader_moved(self, pos: int) -> None:
+        db = fader_to_db(pos)
+        self.gain_label.setText(format_db(db))
+        self.gain_changed.emit(db)
+
+    def show_state(self, gain_db: float, muted: bool, available: bool) -> None:
+        for w in (self.fader, self.button):
+            w.blockSignals(True)
+        self.fader.setValue(db_to_fader(gain_db))
+        self.gain_label.setText(format_db(gain_db))
+        self.button.setChecked(not muted)
+        for w in (self.fader, self.button):
+            w.blockSignals(False)
+        self.setEnabled(available)

@@ -1,5 +1,5 @@
 """Track lanes: a mixer strip and a spectrogram (pyqtgraph ImageItem) per stem, with a playhead,
-click-to-seek, the A-B loop region and a shared time ruler."""
+click-to-seek, the A-B loop region, the beat/bar grid, markers and a shared time ruler."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ LEVELS_DB = (-66.0, 0.0)
 AXIS_WIDTH = 38
 FREQ_TICKS = ((100, "100"), (1000, "1k"), (10000, "10k"))
 MINOR_FREQ_TICKS = ((50, ""), (200, ""), (500, ""), (2000, ""), (5000, ""))
+MARKER_COLOUR = theme.WARN
 
 
 def stem_lookup_table(colour: str | None, n: int = 256) -> np.ndarray:
@@ -106,6 +107,10 @@ class SpectrogramLane(QWidget):
         self._ready: float | None = None
         self._position = 0.0
         self._loop: tuple[float, float] | None = None
+        self._beats: tuple[list[float], list[float]] = ([], [])
+        self._markers: list[dict] = []
+        self.grid_items: list[pg.PlotCurveItem] = []
+        self.marker_items: list[pg.InfiniteLine] = []
         self._bands = 160
         self._layout = QHBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
@@ -139,6 +144,8 @@ class SpectrogramLane(QWidget):
         if self.spectrogram is not None:
             self.set_spectrogram(self.spectrogram)
         self.set_loop(self._loop)
+        self.set_beats(*self._beats)
+        self.set_markers(self._markers)
 
     def _set_ranges(self) -> None:
         self.plot.set_ranges((0, self.duration), (0, self._bands))
@@ -197,6 +204,43 @@ class SpectrogramLane(QWidget):
             self.plot.vb.addItem(self.unready)
         self.unready.setRegion((ready, self.duration))
         self.unready.show()
+
+    def set_beats(self, beats: list[float], downbeats: list[float]) -> None:
+        """The beat grid: faint lines on beats, brighter ones on bar starts (one curve item each)."""
+        self._beats = (list(beats), list(downbeats))
+        if self.plot is None:
+            return
+        for item in self.grid_items:
+            self.plot.vb.removeItem(item)
+        self.grid_items = []
+        down = set(round(t, 4) for t in downbeats)
+        plain = [t for t in beats if round(t, 4) not in down]
+        for times, pen in ((plain, pg.mkPen(255, 255, 255, 28, width=1)), (downbeats, pg.mkPen(255, 255, 255, 70, width=1))):
+            if not len(times):
+                continue
+            x = np.repeat(np.asarray(times, float), 2)
+            y = np.tile([0.0, 10_000.0], len(times))  # taller than any band count: clipped by the view
+            item = pg.PlotCurveItem(x, y, connect="pairs", pen=pen)
+            item.setZValue(4)
+            self.plot.vb.addItem(item, ignoreBounds=True)
+            self.grid_items.append(item)
+
+    def set_markers(self, markers: list[dict]) -> None:
+        """Markers (``{"t", "label"}``): dashed lines, labelled on the mixture lane."""
+        self._markers = [dict(m) for m in markers]
+        if self.plot is None:
+            return
+        for item in self.marker_items:
+            self.plot.vb.removeItem(item)
+        self.marker_items = []
+        for m in self._markers:
+            line = pg.InfiniteLine(pos=m["t"], angle=90, movable=False,
+                                   pen=pg.mkPen(MARKER_COLOUR, width=1, style=Qt.PenStyle.DashLine),
+                                   label=m["label"] if self.name == "mixture" else None,
+                                   labelOpts={"position": 0.9, "color": MARKER_COLOUR, "anchors": [(0, 0), (0, 0)]})
+            line.setZValue(8)
+            self.plot.vb.addItem(line, ignoreBounds=True)
+            self.marker_items.append(line)
 
     def seconds_at(self, scene_pos) -> float | None:
         vb = self.plot.vb
@@ -264,6 +308,8 @@ class TrackView(QWidget):
         self._loop: tuple[float, float] | None = None
         self._ready: float | None = None
         self._specs: dict[str, DisplaySpectrogram] = {}
+        self._beats: tuple[list[float], list[float]] = ([], [])
+        self._markers: list[dict] = []
 
     def clear(self) -> None:
         self._generation += 1
@@ -280,6 +326,8 @@ class TrackView(QWidget):
         self._position = 0.0
         self._loop = None
         self._ready = None
+        self._beats = ([], [])
+        self._markers = []
 
     def set_song(self, names: list[str], duration: float) -> None:
         self.clear()
@@ -318,6 +366,8 @@ class TrackView(QWidget):
             lane.set_position(self._position)
             lane.set_loop(self._loop)
             lane.set_ready(self._ready)
+            lane.set_beats(*self._beats)
+            lane.set_markers(self._markers)
             if name in self._specs:
                 lane.set_spectrogram(self._specs[name])
             self.lanes[name] = lane
@@ -356,6 +406,16 @@ class TrackView(QWidget):
     @property
     def ready(self) -> float | None:
         return self._ready
+
+    def set_beats(self, beats: list[float], downbeats: list[float]) -> None:
+        self._beats = (list(beats), list(downbeats))
+        for lane in self.lanes.values():
+            lane.set_beats(beats, downbeats)
+
+    def set_markers(self, markers: list[dict]) -> None:
+        self._markers = [dict(m) for m in markers]
+        for lane in self.lanes.values():
+            lane.set_markers(self._markers)
 
     @property
     def spectrograms_ready(self) -> bool:

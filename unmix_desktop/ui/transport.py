@@ -1,4 +1,5 @@
-"""Transport bar: back to start, play/pause, stop, position/duration, seek bar, A-B loop, presets."""
+"""Transport bar: back to start, play/pause, stop, position/duration, seek bar, A-B loop, presets, and the
+practice row (:class:`.practice_view.PracticeBar`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QSizePoli
                                QWidget)
 
 from .jobs import format_time
+from .practice_view import PracticeBar
 from .presets import Preset
 
 SEEK_STEPS = 10000
@@ -83,6 +85,8 @@ class TransportBar(QFrame):
         self.row2.setSpacing(8)
         outer.addLayout(self.row1)
         outer.addLayout(self.row2)
+        self.practice = PracticeBar()  # tempo, key, beats, metronome, count-in, trainer, markers
+        outer.addWidget(self.practice)
         layout = self.row1
         self.rewind_button = _button(self, "rewind", "", "Back to start (Home)")
         self.play_button = _button(self, "play", "", "Play / pause (Space)", name="play")

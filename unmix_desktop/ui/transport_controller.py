@@ -57,7 +57,11 @@ class TransportController(QObject):
                         "warning", 0)
             return
         try:
-            player.pause() if player.playing else player.play()
+            if player.playing:
+                player.pause()
+            else:
+                click = w.practice_ctl.count_in_audio()
+                player.play() if click is None else player.play(count_in=click)
         except UnmixError as exc:
             w.show_error("Playback failed", str(exc))
         self.tick()
@@ -79,13 +83,13 @@ class TransportController(QObject):
     # loop ------------------------------------------------------------------------------------
     def set_loop_a(self) -> None:
         if self._ready:
-            self.w.session.set_loop_a(self.w.player.position)
+            self.w.session.set_loop_a(self.w.practice_ctl.snapped(self.w.player.position))
 
     def set_loop_b(self) -> None:
         if not self._ready:
             return
         player, session = self.w.player, self.w.session
-        session.set_loop_b(player.position)
+        session.set_loop_b(self.w.practice_ctl.snapped(player.position))
         loop = session.loop
         if loop is not None and player.playing and player.position >= loop[1] - LOOP_JUMP_MARGIN_S:
             player.seek(loop[0])
@@ -132,6 +136,7 @@ class TransportController(QObject):
         if live:
             w.status_label.setText(w.sep_ctl.live_status(player.waiting))
         w.mix_ctl.show_levels(player.levels(), playing)
+        w.practice_ctl.tick()
         error = getattr(player, "callback_error", None)
         if error and error != self._reported_callback_error:
             self._reported_callback_error = error
