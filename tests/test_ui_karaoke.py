@@ -15,16 +15,16 @@ import soundfile as sf
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtGui import QColor, QKeySequence  # noqa: E402
-from PySide6.QtWidgets import QFileDialog  # noqa: E402
+from conftest import make_song
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QKeySequence
+from PySide6.QtWidgets import QFileDialog
+from test_player_stream import needs_portaudio, run_python
+from test_ui import WAIT_MS, Harness, _render
 
-from conftest import make_song  # noqa: E402
-from test_player_stream import needs_portaudio, run_python  # noqa: E402
-from test_ui import WAIT_MS, Harness, _render  # noqa: E402
-from unmix_desktop.audio.io import save_audio  # noqa: E402
-from unmix_desktop.ui import theme  # noqa: E402
-from unmix_desktop.ui.melody_lane import melody_cache_file  # noqa: E402
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.ui import theme
+from unmix_desktop.ui.melody_lane import melody_cache_file
 
 SR = 44100
 

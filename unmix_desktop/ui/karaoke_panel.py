@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from .karaoke_view import KaraokeView
@@ -90,6 +91,13 @@ class KaraokeController(QObject):
         view.closed.connect(lambda: self._on_view_closed(view))
         self.view = view
         self.lyrics.views.append(view)
+        # On a second screen (a TV) when there is one; the geometry is set as well, for window
+        # managers (or none, as in a kiosk) that ignore the full-screen request.
+        screens = QGuiApplication.screens()
+        own = self.w.screen()
+        screen = next((s for s in screens if s is not own), own) or QGuiApplication.primaryScreen()
+        if screen is not None:
+            view.setGeometry(screen.geometry())
         view.showFullScreen()
         self.tick()
         return view

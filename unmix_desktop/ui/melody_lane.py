@@ -26,6 +26,7 @@ from ..analysis.melody import (
     melody_for_audio,
     quantise_notes,
 )
+from ..errors import Cancelled
 from ..separation.pipeline import FOUR_STEMS_VARIANT
 from . import theme
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 SPAN_S = 8.0            # seconds shown
 PLAYHEAD_AT = 0.3       # playhead position, fraction of the width
 MIN_RANGE = 14          # semitones shown at least
+MAX_RANGE = 30          # ... and at most, unless the melody spans more
 NOTE_NAMES = ["C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B"]
 BLACK = {1, 3, 6, 8, 10}
 LIVE_KEEP_S = 6.0       # seconds of live pitch kept behind the playhead
@@ -69,11 +71,13 @@ class MelodyLane(QWidget):
         self.live.clear()
         if self.base_notes:
             pitches = np.array([n.midi for n in self.base_notes])
-            lo, hi = int(np.percentile(pitches, 2)), int(np.percentile(pitches, 98))
+            lo, hi = int(pitches.min()), int(pitches.max())
+            if hi - lo > MAX_RANGE:  # a few stray notes far off: keep the bulk in view
+                lo, hi = int(np.percentile(pitches, 2)), int(np.percentile(pitches, 98))
         else:
             lo, hi = 55, 69
         mid = (lo + hi) / 2
-        half = max(MIN_RANGE, hi - lo + 4) / 2
+        half = max(MIN_RANGE, hi - lo + 5) / 2
         self._lo, self._hi = int(np.floor(mid - half)), int(np.ceil(mid + half))
         self.message = "" if self.base_notes else "No sung melody was found in the vocals"
         self.update()
@@ -197,11 +201,10 @@ class MelodyLane(QWidget):
             p.setPen(QColor(theme.TEXT_DIM))
             p.setFont(self.font())
             p.drawText(area, Qt.AlignmentFlag.AlignCenter, self.message)
-        if self.semitones:
-            p.setPen(QColor(theme.TEXT_DIM))
-            p.setFont(small)
-            p.drawText(area.adjusted(0, 2, -6, 0), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
-                       f"key {self.semitones:+d}")
+        p.setPen(QColor(theme.TEXT_DIM))
+        p.setFont(small)
+        label = "melody" + (f"  ·  key {self.semitones:+d}" if self.semitones else "")
+        p.drawText(area.adjusted(0, 0, -6, -2), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom, label)
 
 
 def melody_cache_file(window: MainWindow, tracker: str = DEFAULT_TRACKER):
@@ -267,6 +270,8 @@ class MelodyController(QObject):
 
         def job(report, cancel):
             contour = melody_for_audio(vocals, sr, cache_file)
+            if cancel.is_set():  # another song, or the window closed
+                raise Cancelled()
             return contour, quantise_notes(contour)
 
         self.task = w.start_task(job, "melody", on_done=self._on_done, on_error=self._on_error)

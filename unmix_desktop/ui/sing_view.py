@@ -70,7 +70,7 @@ class SingPanel(QFrame):
         lay.setContentsMargins(8, 3, 8, 3)
         lay.setSpacing(8)
         self.button = QToolButton()
-        self.button.setText("🎤 Sing")
+        self.button.setText("Sing")
         self.button.setCheckable(True)
         self.button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.button.setToolTip("Sing along: your pitch over the melody and a score per line (Ctrl+Shift+S)")
