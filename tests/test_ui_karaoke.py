@@ -349,3 +349,53 @@ def test_sing_opens_a_real_input_stream_on_the_null_device():
     assert r["started"] and r["singing"] and r["checked"] and r["meter_enabled"] and r["reason"] is None, r
     assert r["count"] > 10 and r["stopped"]
     assert r["latency"] < 0.1
+
+
+def test_countdown_dots_before_a_line_after_a_long_pause(harness, tmp_path):
+    path = tmp_path / "Long.wav"
+    save_audio(path, make_song(9.0)["mixture"], subtype="FLOAT")
+    path.with_suffix(".lrc").write_text("[00:00.30]intro line\n[00:01.20]\n[00:07.50]after the pause\n", "utf-8")
+    w = harness.window
+    _open(harness, path)
+    view = w.karaoke_ctl.open_full_screen()
+    _at(harness, 3.0)  # in the pause, more than 3 s before the line: no dots yet
+    assert w.lyrics_ctl.state.line is None and w.lyrics_ctl.state.countdown == 0
+    assert view.current_text() == "" and w.lyrics_ctl.pane.canvas.next_text() == "after the pause"
+    dots = []
+    for t in (4.6, 5.6, 6.6):
+        _at(harness, t)
+        dots.append(w.lyrics_ctl.state.countdown)
+    assert dots == [3, 2, 1]
+    img = view.grab().toImage()  # the dots are drawn in the middle of the screen
+    row = int(img.height() * 0.42)
+    pink = QColor(theme.STEM_COLOURS["vocals"])
+    assert any(img.pixelColor(x, row) == pink for x in range(img.width()))
+    _at(harness, 7.6)
+    assert view.current_text() == "after the pause" and w.lyrics_ctl.state.countdown == 0
+    view.close()
+
+
+def test_song_score_at_the_end_and_microphone_choice_in_preferences(harness, song_path):
+    w = harness.window
+    _open(harness, song_path)
+    harness.qtbot.waitUntil(lambda: w.melody_ctl.task is None, timeout=WAIT_MS)
+    w.song = replace(w.song, stems={**w.song.stems, "vocals": _vocal(4.0)})
+    melody_cache_file(w).unlink()
+    with harness.qtbot.waitSignal(w.melody_ctl.ready, timeout=WAIT_MS):
+        w.melody_ctl.start()
+    sing = w.sing_ctl
+    times = np.arange(0.1, 1.4, 0.01)
+    sing.add_sung(times, np.full(times.size, 220.0 * 2 ** (20 / 1200)))  # 20 cents sharp: hits
+    sing._was_playing = True
+    sing._score_lines(False, w.song.duration)  # playback stopped at the end of the song
+    assert sing.song_score == pytest.approx(1.0)
+    assert w.last_notice[1].startswith("Song score: 100 %") and w.notice.isVisible()
+    # Preferences: a Microphone choice, saved in the settings
+    dialog = w.show_preferences()
+    combo = dialog.input_combo
+    assert combo.itemText(0) == "System default" and combo.isVisible()
+    combo.addItem("Test mic, ALSA", "Test mic, ALSA")
+    combo.setCurrentIndex(combo.count() - 1)
+    dialog.accept()
+    assert w.sing_ctl.device == "Test mic, ALSA"
+    assert w.settings.q.value("audio/input_device") == "Test mic, ALSA"

@@ -31,7 +31,7 @@ from ..analysis.singing import SingScorer, song_times_of_readings
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-POLL_MS = 20
+POLL_MS = 15  # + the input latency (~70 ms on the ALSA null device): within 100 ms
 METER_FLOOR_DB = -60.0
 #: A reading whose song time is off by more than this from steady playback was made across a seek.
 SEEK_JUMP_S = 0.3
