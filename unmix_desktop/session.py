@@ -4,7 +4,7 @@ A :class:`Session` holds the stem names of the open song and its *named controls
 idea): ``"<stem>.gain_db"``, ``"<stem>.mute"``, ``"<stem>.solo"``, ``"<stem>.pan"``,
 ``"master.gain_db"``, ``"loop.a"``, ``"loop.b"``, ``"loop.enabled"`` and, declared for the
 features built on top of the session, ``"tempo.ratio"``, ``"key.semitones"``, ``"markers"``
-(a list of ``{"t": seconds, "label": str}``) and ``"lyrics.path"``.
+(a list of ``{"t": seconds, "label": str}``), ``"lyrics.path"`` and ``"lyrics.offset_ms"``.
 
 * Everyone writes through :meth:`Session.set` (or the typed setters, which call it); the value is
   validated, stored, and every observer is called with ``(control, value)`` on the caller's
@@ -48,6 +48,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "click.count_in": False,
     "markers": [],
     "lyrics.path": None,
+    "lyrics.offset_ms": 0,
 }
 #: Tempo range (the player's stretcher) and fine-tune range in cents.
 MIN_TEMPO, MAX_TEMPO = 0.25, 2.0
@@ -165,6 +166,8 @@ class Session:
                            for m in value), key=lambda m: m["t"])
         if control == "lyrics.path":
             return None if value is None else str(value)
+        if control == "lyrics.offset_ms":
+            return int(round(_float(value, "lyrics offset", -600_000, 600_000)))
         return value
 
     # typed setters (the window's widgets and shortcuts use these) -----------------------------

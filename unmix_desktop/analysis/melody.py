@@ -350,3 +350,24 @@ def melody_for_stems(folder: str | os.PathLike, tracker: str = DEFAULT_TRACKER, 
     except OSError:
         pass  # a read-only folder: the melody is still returned
     return contour
+
+
+def melody_for_audio(vocals: np.ndarray, sample_rate: int = 44100, cache_file: str | os.PathLike | None = None,
+                     tracker: str = DEFAULT_TRACKER) -> Contour:
+    """The melody of a vocals array (float32 ``(n, 2)`` or ``(n,)``), read from ``cache_file`` when it
+    holds one, else computed and written there (the window caches it in the song's stem-cache entry,
+    which is content-addressed: the file never goes stale). An unreadable or unwritable cache is
+    ignored."""
+    cached = Path(cache_file) if cache_file is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            return Contour.from_csv(cached)
+        except MelodyError:
+            pass
+    contour = track_melody(vocals, sample_rate, tracker)
+    if cached is not None and cached.parent.is_dir():
+        try:
+            contour.to_csv(cached)
+        except OSError:
+            pass
+    return contour

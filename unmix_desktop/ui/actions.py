@@ -58,6 +58,8 @@ class WindowActions:
                                        "Separate the open song again with the current settings")
         file_menu.addSeparator()
         self.export = self._action("&Export…", w.show_export, "Ctrl+E", file_menu)
+        self.open_lyrics = self._action("Open &Lyrics…", w.lyrics_ctl.choose_file, "Ctrl+Shift+L", file_menu,
+                                        "Open an .lrc lyrics file for the open song")
         file_menu.addSeparator()
         self.clear_cache = self._action("Clear Separation Cache", w.clear_cache, None, file_menu)
         file_menu.aboutToShow.connect(w.update_cache_action)
@@ -84,6 +86,15 @@ class WindowActions:
         self.karaoke = self._action("Karaoke (no vocals)", lambda: w.apply_preset("karaoke"), "K")
         self.full_mix = self._action("Full mix", lambda: w.apply_preset("full"), "0")
         self.mute_output = self._action("Mute Output", w.toggle_output_mute, "M", checkable=True)
+
+        k = w.karaoke_ctl
+        sing_menu = bar.addMenu("&Sing")
+        self.full_screen = self._action("Karaoke Full Screen", k.toggle_full_screen, "F11", sing_menu,
+                                        "Big lyrics for a second screen or a TV (Esc to leave)")
+        self.sing = self._action("Sing (Microphone)", k.sing.toggle, "Ctrl+Shift+S", sing_menu,
+                                 "Your pitch over the melody and a score per line")
+        self._action("Lyrics Earlier (−0.1 s)", lambda: k.lyrics.nudge(-100), "Ctrl+Alt+Left", sing_menu)
+        self._action("Lyrics Later (+0.1 s)", lambda: k.lyrics.nudge(100), "Ctrl+Alt+Right", sing_menu)
 
         settings_menu = bar.addMenu("&Settings")
         self._action("&Preferences…", w.prefs_ctl.show_preferences, "Ctrl+,", settings_menu)

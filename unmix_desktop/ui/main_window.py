@@ -33,6 +33,7 @@ from . import jobs, theme
 from .actions import WindowActions
 from .dialogs import AboutDialog, ShortcutsDialog
 from .export_dialog import ExportDialog
+from .karaoke_panel import KaraokeController
 from .mix_view import MixController
 from .model_info import ModelChoice
 from .pages import EmptyPage, ProgressPage, SongPage
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
                  open_url: Callable[[QUrl], object] | None = None,
                  preload_model: bool = False,
                  session_store: SessionStore | None = None,
+                 mic_factory: Callable[[str | None], object] | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings or AppSettings()
@@ -168,6 +170,10 @@ class MainWindow(QMainWindow):
         self.prefs_ctl = PreferencesController(self)
         self.spec_ctl = SpectrogramController(self, lambda text: self.notify(text, "warning"))
         self.spec_ctl.ready.connect(self.song_ready)
+        self.karaoke_ctl = KaraokeController(self, mic_factory)  # lyrics_ctl, melody_ctl, sing_ctl
+        self.karaoke_ctl.install(self.song_page)
+        self.transport_ctl.timer.timeout.connect(self.karaoke_ctl.tick)
+        self.song_ready.connect(self.karaoke_ctl.start_jobs)
         self.actions_ = WindowActions(self)
         self.monitor.observe(lambda control, value: self.actions_.mute_output.setChecked(self.monitor.output_muted))
         self._save_timer = QTimer(self)
@@ -467,6 +473,7 @@ class MainWindow(QMainWindow):
         page.tracks.set_song(names, result.duration)  # lanes appear over the next event-loop turns
         page.transport.set_duration(result.duration)
         self.mix_ctl.bind(session)
+        self.karaoke_ctl.show_song(session, result)
         self.transport_ctl.show_loop()
         self.show_playback_state()
         self.stack.setCurrentWidget(page)
@@ -598,6 +605,7 @@ class MainWindow(QMainWindow):
         self.save_session()
         self.transport_ctl.timer.stop()
         self.sep_ctl.timer.stop()
+        self.karaoke_ctl.close()
         for task in list(self.tasks):
             task.abandon()
         self.tasks.clear()

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject
 from .. import cache as cache_mod
 from ..separation.pipeline import four_stems_available
 from .dialogs import Preferences, PreferencesDialog
+from .sing_view import add_input_device_row
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -39,6 +40,8 @@ class PreferencesController(QObject):
         dialog = PreferencesDialog(self.current(), w.models.available(), output_devices(), four_stems_available(),
                                    cache_text, w.clear_cache, w)
         dialog.accepted.connect(lambda: self.apply(dialog.preferences()))
+        dialog.input_combo = add_input_device_row(dialog, w.sing_ctl.device)
+        dialog.accepted.connect(lambda: w.sing_ctl.set_device(dialog.input_combo.currentData()))
         self.dialog = dialog
         dialog.open()
         return dialog

@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..errors import Cancelled, UnmixError
 
@@ -118,7 +118,9 @@ class Task(QObject):
         self._worker.succeeded.connect(self._on_succeeded)
         self._worker.failed.connect(self._on_failed)
         self._worker.cancelled.connect(self._on_cancelled)
-        self._worker.done.connect(self._thread.quit)
+        # Direct: QThread.quit is thread-safe, and a queued call would need the UI event loop, which
+        # no longer runs when the app exits with a task still working (abandoned tasks never ended).
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._on_thread_finished)
 
     def start(self) -> "Task":

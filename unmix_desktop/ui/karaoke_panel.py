@@ -1,0 +1,115 @@
+"""The karaoke part of the song page: the lyrics pane, the melody lane and the Sing strip, and
+the full-screen karaoke view. Wires :class:`.lyrics_view.LyricsController`,
+:class:`.melody_lane.MelodyController` and :class:`.sing_view.SingController` to the window:
+song shown -> bind the session, load lyrics, start the melody job; display tick -> follow the
+player's song position."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from .karaoke_view import KaraokeView
+from .lyrics_view import LyricsController
+from .melody_lane import MelodyController
+from .sing_view import SingController
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+FULL_SCREEN_KEY = "F11"
+
+
+class KaraokeController(QObject):
+    def __init__(self, window: MainWindow, mic_factory=None):
+        super().__init__(window)
+        self.w = window
+        self.lyrics = window.lyrics_ctl = LyricsController(window)
+        self.melody = window.melody_ctl = MelodyController(window)
+        self.sing = window.sing_ctl = SingController(window, mic_factory)
+        self.melody.ready.connect(self.sing.set_melody)
+        self.view: KaraokeView | None = None
+        self.area = QWidget()
+        self.area.setObjectName("karaokeArea")
+        lay = QVBoxLayout(self.area)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        self.lyrics.pane.setFixedHeight(128)
+        self.melody.lane.setFixedHeight(130)
+        lay.addWidget(self.lyrics.pane)
+        lay.addWidget(self.melody.lane)
+        lay.addWidget(self.sing.panel)
+        self._unobserve = None
+
+    def install(self, song_page) -> None:
+        """Put the karaoke area on ``song_page`` between the lanes and the transport bar."""
+        layout = song_page.layout()
+        layout.insertWidget(layout.indexOf(song_page.transport), self.area)
+
+    def show_song(self, session, song) -> None:
+        if self._unobserve is not None:
+            self._unobserve()
+        self._unobserve = session.observe(self._on_session)
+        self.melody.bind(session)
+        self.sing.set_melody(None)
+        self.lyrics.bind(session, song.path)
+        if self.view is not None:
+            self.view.title, self.view.duration = song.title, song.duration
+        self.tick()
+
+    def start_jobs(self) -> None:
+        """Read the lyrics and compute the melody in workers. Started once the song is drawn
+        (``song_ready``): their first run imports mutagen and onnxruntime, whose loading holds the
+        interpreter for a few hundred ms and would stall the window while it builds the lanes."""
+        if self.w.song is not None:
+            self.lyrics.load()
+            self.melody.start()
+
+    def _on_session(self, control: str, value) -> None:
+        if control in ("key.semitones", "*"):
+            self.sing.on_key_changed()
+
+    def tick(self) -> None:
+        self.lyrics.tick()
+        self.melody.tick(self.lyrics.position())
+        if self.view is not None and self.sing.song_score is not None:
+            self.view.score_text = f"Score {self.sing.song_score * 100:.0f} %"
+
+    # full screen -----------------------------------------------------------------------------
+    def toggle_full_screen(self) -> KaraokeView | None:
+        if self.view is not None:
+            self.view.close()
+            return None
+        return self.open_full_screen()
+
+    def open_full_screen(self) -> KaraokeView:
+        song = self.w.song
+        view = KaraokeView(song.title if song else "", song.duration if song else 0.0, FULL_SCREEN_KEY, self.w)
+        view.closed.connect(lambda: self._on_view_closed(view))
+        self.view = view
+        self.lyrics.views.append(view)
+        # On a second screen (a TV) when there is one; the geometry is set as well, for window
+        # managers (or none, as in a kiosk) that ignore the full-screen request.
+        screens = QGuiApplication.screens()
+        own = self.w.screen()
+        screen = next((s for s in screens if s is not own), own) or QGuiApplication.primaryScreen()
+        if screen is not None:
+            view.setGeometry(screen.geometry())
+        view.showFullScreen()
+        self.tick()
+        return view
+
+    def _on_view_closed(self, view: KaraokeView) -> None:
+        if view in self.lyrics.views:
+            self.lyrics.views.remove(view)
+        if self.view is view:
+            self.view = None
+        view.deleteLater()
+
+    def close(self) -> None:
+        self.sing.stop()
+        if self.view is not None:
+            self.view.close()
