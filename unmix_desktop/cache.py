@@ -295,6 +295,22 @@ class StemCache:
                     pass
         return sorted(out, key=lambda e: e[1])
 
+    def read_meta(self, key: str) -> dict | None:
+        """The parsed ``meta.json`` of an entry (arrays are not read nor verified), or ``None``."""
+        try:
+            data = json.loads((self._folder(key) / META_NAME).read_bytes().decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) and data.get("key") == key else None
+
+    def remove(self, key: str) -> bool:
+        """Delete one entry (its folder in this cache, nothing else); False when there was none."""
+        folder = self._folder(key)
+        if not (folder.exists() or folder.is_symlink()):
+            return False
+        self._discard(folder)
+        return True
+
     def evict(self, keep: str | None = None) -> int:
         """Remove least-recently-used entries until the cache fits ``max_bytes``; bytes freed."""
         entries = self.entries()

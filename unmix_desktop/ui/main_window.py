@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWi
                                QVBoxLayout, QWidget)
 
 from .. import cache as cache_mod
+from .. import paths
 from ..audio.io import AUDIO_EXTENSIONS
 from ..errors import AudioError, ModelError
 from ..separation.settings import SeparationSettings
@@ -34,6 +35,7 @@ from .actions import WindowActions
 from .dialogs import AboutDialog, ShortcutsDialog
 from .export_dialog import ExportDialog
 from .karaoke_panel import KaraokeController
+from .library_view import LibraryController
 from .mix_view import MixController
 from .model_info import ModelChoice
 from .pages import EmptyPage, ProgressPage, SongPage
@@ -115,6 +117,7 @@ class MainWindow(QMainWindow):
                  preload_model: bool = False,
                  session_store: SessionStore | None = None,
                  mic_factory: Callable[[str | None], object] | None = None,
+                 queue_path: str | Path | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings or AppSettings()
@@ -174,6 +177,11 @@ class MainWindow(QMainWindow):
         self.karaoke_ctl.install(self.song_page)
         self.transport_ctl.timer.timeout.connect(self.karaoke_ctl.tick)
         self.song_ready.connect(self.karaoke_ctl.start_jobs)
+        # the batch queue and the library (side panel): the queue file is in the data folder (next to
+        # the sessions when the window was given its own cache, as the tests do)
+        if queue_path is None:
+            queue_path = (self.sessions.root.parent if stem_cache is not None else paths.data_dir()) / "queue.json"
+        self.library_ctl = LibraryController(self, queue_path)
         self.actions_ = WindowActions(self)
         self.monitor.observe(lambda control, value: self.actions_.mute_output.setChecked(self.monitor.output_muted))
         self._save_timer = QTimer(self)
@@ -196,6 +204,7 @@ class MainWindow(QMainWindow):
         self.show_empty()
         if preload_model:
             QTimer.singleShot(PRELOAD_DELAY_MS, self.preload_model)
+        QTimer.singleShot(0, self.library_ctl.runner.pump)  # pending songs of the last run resume
 
     # ------------------------------------------------------------------------------------------
     # compatibility accessors (tests, app.py)
@@ -583,17 +592,18 @@ class MainWindow(QMainWindow):
                          [u.isLocalFile() for u in urls])
 
     def handle_drop(self, paths: list[str], local: list[bool] | None = None) -> bool:
-        """Open the one dropped song, or explain why not. Returns True when a separation started."""
+        """Open the one dropped song; several songs or a folder go to the queue. Returns True when a
+        separation started or songs were queued."""
         local = local if local is not None else [True] * len(paths)
         if not paths:
             self.show_error("Nothing to open", "Nothing to open: drop an audio file.")
             return False
-        if len(paths) > 1:
-            self.show_error("Cannot open these files", f"Drop one song at a time ({len(paths)} items were dropped).")
+        if not all(local):
+            bad = next(p for p, is_local in zip(paths, local) if not is_local)
+            self.show_error("Cannot open this file", f"{bad}: only files on this computer can be opened.")
             return False
-        if not local[0]:
-            self.show_error("Cannot open this file", f"{paths[0]}: only files on this computer can be opened.")
-            return False
+        if len(paths) > 1 or Path(paths[0]).is_dir():
+            return self.library_ctl.queue_paths(paths)
         return self.open_song(paths[0])
 
     # ------------------------------------------------------------------------------------------
