@@ -161,8 +161,10 @@ def record(event, **extra):
 def start():
     w = state["window"]
     duration = w.song.duration
-    w.seek(0.0); w.set_loop_a(); w.seek(duration); w.set_loop_b(); w.seek(0.0)   # loop the whole song
-    w.toggle_play()
+    t = w.transport_ctl
+    w.seek(0.0); t.set_loop_a(); w.seek(duration); t.set_loop_b(); w.seek(0.0)   # loop the whole song
+    if not w.player.playing:  # a song longer than one window already plays while it separates
+        w.toggle_play()
     state["t_play"] = time.monotonic()
     record("play", duration=duration, loop=list(w.player.loop or ()), notice=w.last_notice)
 

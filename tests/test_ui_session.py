@@ -45,6 +45,7 @@ def _close_dialogs(window) -> None:
     for dialog in window.findChildren(QDialog):
         if dialog.isVisible():
             dialog.reject()
+    window.activateWindow()  # what a window manager does when a dialog closes (offscreen has none)
 
 
 def test_every_menu_then_every_shortcut(harness, song_path, monkeypatch):
@@ -250,8 +251,10 @@ def test_random_bytes_mp3_is_a_decode_failure(harness, tmp_path):
     assert str(bad) in message and "cannot decode" in message and "pipe" not in message
     assert w.status_label.text() == "Could not decode noise.mp3"
     assert w.notice.isVisible() and w.last_notice == ("error", message)
-    # a folder is shown the same way
-    harness.drop(tmp_path)
+    # a folder without songs is shown the same way (a folder with songs goes to the queue)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    harness.drop(empty)
     assert w.notice.isVisible() and w.last_notice[0] == "error" and "is a folder" in w.last_notice[1]
 
 
@@ -334,3 +337,28 @@ def test_switching_the_output_device_keeps_song_mix_and_position(qtbot, tmp_path
     w.session.set_mute("accompaniment", True)  # the new player follows the session
     assert w.player.mix_state().mute["accompaniment"]
     w.close()
+
+
+def test_the_learned_splitter_is_chosen_in_preferences(harness, song_path):
+    """Issue 14: the shipped drums/bass/other model is selectable in the window, beside the DSP split;
+    the four stems it gives still sum to the song, and the DSP result stays cached apart."""
+    w = harness.window
+    harness.drop_and_wait(song_path)
+    dialog = w.prefs_ctl.show_preferences()
+    labels = [dialog.stems_combo.itemText(i) for i in range(dialog.stems_combo.count())]
+    assert any("umx-synth4" in label for label in labels), labels
+    dialog.stems_combo.setCurrentIndex(next(i for i, label in enumerate(labels) if "umx-synth4" in label))
+    chosen = dialog.preferences()
+    dialog.reject()
+    assert chosen.four_stems and chosen.four_stem_model == "umx-synth4"
+    with harness.qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):
+        w.apply_preferences(chosen)
+    assert list(w.song.stems) == ["vocals", "drums", "bass", "other"]
+    assert w.settings.four_stem_model == "umx-synth4"
+    total = sum(w.song.stems.values())
+    assert np.abs(total - w.song.mixture).max() < 1e-3
+    learned_drums = w.song.stems["drums"].copy()
+    with harness.qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):
+        w.apply_preferences(Preferences("tiny", 1, True, "wav", None, "dsp"))
+    assert w.settings.four_stem_model == "dsp"
+    assert not np.allclose(w.song.stems["drums"], learned_drums)  # a different split, not the cached one

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import SAMPLE_RATE, audio_files, load_audio
+from ..audio.io import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_files, load_audio
 from ..audio.mixer import MixState
 from ..errors import AudioError, UsageError
 from .argtypes import finite_float, non_negative_float, positive_float, positive_int

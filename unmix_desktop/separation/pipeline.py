@@ -178,11 +178,20 @@ def separate_audio(model, mixture: np.ndarray, settings: SeparationSettings | No
     return order_stems(stems)
 
 
-def split_four(stems: Mapping[str, np.ndarray], progress=None, cancel=None) -> dict[str, np.ndarray]:
-    """vocals + accompaniment -> vocals, drums, bass, other (:func:`~.fourstems.four_stems`)."""
+def split_four(stems: Mapping[str, np.ndarray], progress=None, cancel=None,
+               model: str | None = None) -> dict[str, np.ndarray]:
+    """vocals + accompaniment -> vocals, drums, bass, other (:func:`~.fourstems.four_stems`);
+    ``model``: ``None``/``"dsp"`` for the signal-processing split, or a drums/bass/other model name."""
     from .fourstems import four_stems
 
-    return order_stems(four_stems(stems, progress=progress, cancel=cancel))
+    return order_stems(four_stems(stems, progress=progress, cancel=cancel, model=model))
+
+
+def four_stem_variant(model: str | None) -> str:
+    """The cache variant of a four-stem result: the DSP split keeps the plain name."""
+    from . import learned4
+
+    return FOUR_STEMS_VARIANT if learned4.is_dsp(model) else f"{FOUR_STEMS_VARIANT}-{model}"
 
 
 def four_stems_available() -> bool:
@@ -233,10 +242,11 @@ class SongRequest:
     four_stems: bool = False
     use_cache: bool = True
     max_duration: float | None = None
+    four_stem_model: str | None = None   # None/"dsp": signal processing; else a drums/bass/other model
 
     @property
     def variant(self) -> str:
-        return FOUR_STEMS_VARIANT if self.four_stems else ""
+        return four_stem_variant(self.four_stem_model) if self.four_stems else ""
 
 
 @dataclass
@@ -367,7 +377,7 @@ class Pipeline:
                     t_sep = time.perf_counter()
                     with torch_threads(self.threads):
                         report("fourstems", 0.0)
-                        stems = split_four(two.stems, lambda f: report("fourstems", f), cancel)
+                        stems = split_four(two.stems, lambda f: report("fourstems", f), cancel, request.four_stem_model)
                     check()
                     card = two.meta.get("card", {})
                     self._save(key, stems, two.mixture, path, request, settings_key, card, report)
@@ -402,7 +412,7 @@ class Pipeline:
                     self._save(two_key, two, mixture, path, SongRequest(path, request.model_name, request.settings),
                                settings_key, card, None)
                 report("fourstems", 0.0)
-                stems = split_four(two, lambda f: report("fourstems", f), cancel)
+                stems = split_four(two, lambda f: report("fourstems", f), cancel, request.four_stem_model)
         sep_seconds = time.perf_counter() - t_sep
         check()
         stems = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}

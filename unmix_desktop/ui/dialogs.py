@@ -23,12 +23,15 @@ class Preferences:
     four_stems: bool
     output_format: str
     audio_device: str | None
+    four_stem_model: str = "dsp"
 
 
 class PreferencesDialog(QDialog):
     def __init__(self, prefs: Preferences, models: list[tuple[str, str]], devices: list[str],
-                 four_stems_available: bool, cache_text: str, clear_cache=None, parent: QWidget | None = None):
-        """``models``: (name, description); ``devices``: output device names."""
+                 four_stems_available: bool, cache_text: str, clear_cache=None, parent: QWidget | None = None,
+                 splitters: list[str] = ()):
+        """``models``: (name, description); ``devices``: output device names; ``splitters``: learned
+        drums/bass/other models offered beside the signal-processing split."""
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.setMinimumWidth(520)
@@ -46,10 +49,13 @@ class PreferencesDialog(QDialog):
         form.addRow("Model:", self.model_combo)
 
         self.stems_combo = QComboBox()
-        self.stems_combo.addItem(TWO_STEMS_LABEL, False)
+        self.stems_combo.addItem(TWO_STEMS_LABEL, (False, "dsp"))
         if four_stems_available:
-            self.stems_combo.addItem(FOUR_STEMS_LABEL, True)
-        self.stems_combo.setCurrentIndex(1 if (prefs.four_stems and four_stems_available) else 0)
+            self.stems_combo.addItem(FOUR_STEMS_LABEL, (True, "dsp"))
+            for name in splitters:
+                self.stems_combo.addItem(f"4 stems (learned splitter: {name})", (True, name))
+        wanted = (True, prefs.four_stem_model or "dsp") if prefs.four_stems else (False, "dsp")
+        self.stems_combo.setCurrentIndex(max(self.stems_combo.findData(wanted), 0))
         self.stems_combo.setToolTip("4 stems: the accompaniment is split into drums, bass and other by signal "
                                     "processing (harmonic/percussive separation + a low band), not by a trained "
                                     "4-stem model: expect leakage between drums, bass and other.")
@@ -100,9 +106,10 @@ class PreferencesDialog(QDialog):
         layout.addWidget(box)
 
     def preferences(self) -> Preferences:
-        return Preferences(self.model_combo.currentData(), self.niter_spin.value(),
-                           bool(self.stems_combo.currentData()), self.format_combo.currentData(),
-                           self.device_combo.currentData() or None)
+        four, splitter = self.stems_combo.currentData() or (False, "dsp")
+        return Preferences(self.model_combo.currentData(), self.niter_spin.value(), bool(four),
+                           self.format_combo.currentData(), self.device_combo.currentData() or None,
+                           splitter if four else "dsp")
 
 
 #: Third-party components and their licences (from the installed packages' metadata), for the About box.
@@ -208,6 +215,7 @@ SHORTCUTS = (
     ("Ctrl+M, F2", "Add a marker at the play head, rename it"),
     (", / .", "Previous / next marker"),
     ("Ctrl+O", "Open a song"),
+    ("Ctrl+B", "Library and queue"),
     ("Ctrl+E", "Export"),
     ("Ctrl+R", "Separate again with the current settings"),
     ("Ctrl+,", "Preferences"),

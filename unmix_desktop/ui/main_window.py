@@ -338,7 +338,8 @@ class MainWindow(QMainWindow):
         if self.player is not None and self.player.playing:
             self.player.pause()
         four = self.settings.four_stems and jobs.four_stems_available()
-        request = jobs.SeparationRequest(Path(path), model, self.separation_settings(), four, use_cache)
+        request = jobs.SeparationRequest(Path(path), model, self.separation_settings(), four, use_cache,
+                                         four_stem_model=self.settings.four_stem_model if four else None)
         self.stack.setCurrentWidget(self.progress_page)
         self.status_label.setText(f"Separating {request.path.name} with {model}…")
         return self.sep_ctl.start(request)

@@ -24,6 +24,16 @@ def output_devices() -> list[str]:
         return []
 
 
+def splitter_models() -> list[str]:
+    """Installed drums/bass/other models (the learned alternatives to the signal-processing split)."""
+    try:
+        from ..separation.registry import list_models
+
+        return [m.name for m in list_models() if m.splitter]
+    except Exception:  # noqa: BLE001 - a broken registry only hides the choice
+        return []
+
+
 class PreferencesController(QObject):
     def __init__(self, window: "MainWindow"):
         super().__init__(window)
@@ -32,13 +42,14 @@ class PreferencesController(QObject):
 
     def current(self) -> Preferences:
         s = self.w.settings
-        return Preferences(self.w.models.current() or "", s.niter, s.four_stems, s.output_format, s.audio_device)
+        return Preferences(self.w.models.current() or "", s.niter, s.four_stems, s.output_format, s.audio_device,
+                           s.four_stem_model)
 
     def show_preferences(self) -> PreferencesDialog:
         w = self.w
         cache_text = f"{cache_mod.format_bytes(w.stem_cache.size_bytes())} in {w.stem_cache.root}"
         dialog = PreferencesDialog(self.current(), w.models.available(), output_devices(), four_stems_available(),
-                                   cache_text, w.clear_cache, w)
+                                   cache_text, w.clear_cache, w, splitters=splitter_models())
         dialog.accepted.connect(lambda: self.apply(dialog.preferences()))
         dialog.input_combo = add_input_device_row(dialog, w.sing_ctl.device)
         dialog.accepted.connect(lambda: w.sing_ctl.set_device(dialog.input_combo.currentData()))
@@ -55,12 +66,14 @@ class PreferencesController(QObject):
         s.model = new.model or None
         s.niter = new.niter
         s.four_stems = new.four_stems
+        s.four_stem_model = new.four_stem_model
         s.output_format = new.output_format
         s.audio_device = new.audio_device
         s.sync()
         if new.audio_device != old.audio_device:
             self.switch_device(new.audio_device)
-        changed = (new.model, new.niter, new.four_stems) != (old.model, old.niter, old.four_stems)
+        changed = ((new.model, new.niter, new.four_stems, new.four_stem_model)
+                   != (old.model, old.niter, old.four_stems, old.four_stem_model))
         if changed and w.song is not None:
             w.start_separation(w.song.path)
 

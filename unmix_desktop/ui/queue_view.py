@@ -109,7 +109,8 @@ class QueueRunner(QObject):
             return
         w = self.w
         four = w.settings.four_stems and jobs.four_stems_available()
-        request = jobs.SeparationRequest(Path(item.path), model, w.separation_settings(), four, True)
+        request = jobs.SeparationRequest(Path(item.path), model, w.separation_settings(), four, True,
+                                         four_stem_model=w.settings.four_stem_model if four else None)
         provider, cache = w.model_provider, w.stem_cache
         self.item = item
         self.queue.mark_running(item)

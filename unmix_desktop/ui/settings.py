@@ -65,6 +65,15 @@ class AppSettings:
     def four_stems(self, value: bool) -> None:
         self.q.setValue("separation/four_stems", bool(value))
 
+    @property
+    def four_stem_model(self) -> str:
+        """How the accompaniment is split into drums/bass/other: "dsp" or a splitter model's name."""
+        return str(self.q.value("separation/four_stem_model") or "dsp")
+
+    @four_stem_model.setter
+    def four_stem_model(self, value: str | None) -> None:
+        self.q.setValue("separation/four_stem_model", value or "dsp")
+
     def seconds_per_second(self, model: str) -> float | None:
         """Measured separation time per second of audio for ``model`` (for the first ETA)."""
         try:
