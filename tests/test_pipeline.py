@@ -146,3 +146,14 @@ def test_evaluation_and_quick_scores_use_the_pipeline(tiny_umx, restore_threads,
     assert torch.get_num_threads() == 2  # quick scores no longer leave torch at 1 thread
     assert np.isfinite(scores["median"]["vocals"]["gSDR"])
     assert count_separations[-1] == 1  # ... while they ran with 1
+
+
+def test_the_command_line_builds_its_separator_through_the_pipeline(restore_threads):
+    """`unmix separate --power 2` sets Spleeter's mask exponent too (the options no longer drift apart)."""
+    from unmix_desktop.cli import build_parser
+    from unmix_desktop.commands.separate import _make_separator
+
+    args = build_parser().parse_args(["separate", "x.wav", "--out", "o", "--model", "spleeter-2stems",
+                                      "--power", "2", "--device", "cpu"])
+    separator = _make_separator(args, threads=1)
+    assert separator.model.exponent == 2.0 and separator.settings.power == 2.0

@@ -45,13 +45,13 @@ def run(args) -> int:
             raise UnmixError(str(exc)) from exc
     else:
         from ..progress import ProgressBar
+        from ..separation.pipeline import make_separator
         from ..separation.registry import load_model
-        from ..separation.separator import Separator
         from ..separation.settings import SeparationSettings
 
         audio = load_audio(song, max_duration=args.max_duration)
         model = load_model(args.model)
-        separator = Separator(model, SeparationSettings(targets=["vocals"]), device="cpu")
+        separator = make_separator(model, SeparationSettings(targets=["vocals"]), device="cpu")
         bar = None if args.quiet else ProgressBar(song.name[:40])
         vocals = separator.separate(audio, progress=bar)["vocals"]
         if bar:

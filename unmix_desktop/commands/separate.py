@@ -416,13 +416,15 @@ def _error_line(exc: BaseException, path: Path) -> str:
 
 
 def _make_separator(args, threads: int | None = None):
+    """The song pipeline's separator: model options follow the settings (Spleeter's mask exponent =
+    ``--power``), one device policy (:func:`~unmix_desktop.devices.resolve_device`)."""
     from ..devices import resolve_device
+    from ..separation.pipeline import make_separator
     from ..separation.registry import load_model
-    from ..separation.separator import Separator
 
     device = resolve_device(args.device)
     model = load_model(args.model_file or args.model, device=str(device))
-    return Separator(model, settings_from_args(args), device=device, threads=threads)
+    return make_separator(model, settings_from_args(args), device=device, threads=threads)
 
 
 def _stop_with_parent(parent: int) -> None:
