@@ -380,3 +380,22 @@ def test_window_tempo_and_key_changes_on_a_real_stream():
     assert r["error"] is None and r["underruns"] == 0
     assert r["tempo"] == pytest.approx(1.2) and r["key"] == [-2, 0] and r["stretching"]
     assert r["pos"] > 0.2  # the null device is not clocked: the song may have played to its end
+
+
+def test_beats_found_while_playing_join_the_player_at_the_next_pause(qtbot, tmp_path, tiny_umx, groove):
+    h = Harness(qtbot, tmp_path, tiny_umx, player_factory=_player)
+    w, ctl = h.window, h.window.practice_ctl
+    with qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        h.drop(groove)
+    w.seek(2.0)
+    w.toggle_play()
+    qtbot.waitUntil(lambda: ctl.grid is not None, timeout=WAIT_MS)
+    w.transport_ctl.tick()
+    assert w.player.playing and "click" not in w.player.names  # never reloaded under the music
+    _render(w.player, 0.5)
+    w.toggle_play()
+    _render(w.player, 0.05)
+    pos = w.player.position
+    w.transport_ctl.tick()
+    assert "click" in w.player.names and w.player.position == pytest.approx(pos, abs=1e-3)
+    w.close()

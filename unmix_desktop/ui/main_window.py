@@ -379,10 +379,9 @@ class MainWindow(QMainWindow):
             self.transport_ctl.show_loop()
         self._save_timer.start()
 
-    def attach_player(self, position: float = 0.0, resume: bool = False) -> None:
+    def attach_player(self, position: float = 0.0) -> None:
         """Load the song (and the metronome stem, once the beats are known) into the (new) player and
-        link it to the session and the monitor. ``resume``: keep playing if it was."""
-        was_playing = resume and self.player.playing
+        link it to the session and the monitor."""
         if self.link is not None:
             self.link.close()
         n_frames = max((a.shape[0] for a in self.song.stems.values()), default=0)
@@ -391,8 +390,6 @@ class MainWindow(QMainWindow):
         self.link = PlayerLink(self.session, self.monitor, self.player,
                                on_error=lambda text: self.notify(text, "warning", 5000))
         self.player.seek(position)
-        if was_playing:
-            self.player.play()
 
     def show_song(self, result: jobs.SongResult) -> None:
         same_song = self.song is not None and self.song.path == result.path
