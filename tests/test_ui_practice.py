@@ -226,6 +226,15 @@ def test_loop_trainer_raises_the_tempo_after_each_pass(qtbot, tmp_path, tiny_umx
     assert tempos == pytest.approx([0.7, 0.8, 0.9])
     assert w.player.loop_passes >= 2 and bar.trainer_label.text() == "90 % → 90 %"
     assert 1.0 <= w.player.position <= 2.0
+    # count-in also when playback starts from A (not from anywhere else in the song)
+    w.session.set("click.count_in", True)
+    w.seek(1.5)
+    assert w.practice_ctl.count_in_audio() is None
+    w.seek(1.0)
+    click = w.practice_ctl.count_in_audio()
+    assert click is not None and click.shape[0] == pytest.approx(4 * 60 / (ctl.grid.bpm * 0.9) * SR, abs=2)
+    _key(h, "Ctrl+L")
+    assert ctl.trainer is None and bar.trainer_label.text() == ""
     w.close()
 
 
@@ -299,3 +308,94 @@ def test_practice_shortcuts_are_registered_once(qtbot, tmp_path, tiny_umx):
     assert {"-", "=", "Backspace", "Ctrl+-", "Ctrl+=", "Ctrl+Backspace", "Ctrl+G", "C", "Shift+C", "Ctrl+L",
             "Ctrl+M", "F2", ",", ".", "Ctrl+Left", "Ctrl+Shift+Right"} <= set(keys)
     h.window.close()
+
+
+WINDOW_ON_NULL_DEVICE = r"""
+import json, os, sys, tempfile, time
+from pathlib import Path
+tmp = Path(tempfile.mkdtemp(prefix="unmix-practice-"))
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+for var in ("UNMIX_DATA_DIR", "UNMIX_CACHE_DIR", "UNMIX_CONFIG_DIR"):
+    os.environ[var] = str(tmp / var)
+import numpy as np, torch
+sys.path.insert(0, "tests")
+from conftest import make_song
+from PySide6.QtWidgets import QApplication
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.audio.player import StemPlayer
+from unmix_desktop.cache import StemCache
+from unmix_desktop.separation.model import MultiTargetUMX, OpenUnmix
+from unmix_desktop.ui.main_window import MainWindow
+from unmix_desktop.ui.settings import AppSettings
+
+torch.manual_seed(0)
+model = MultiTargetUMX({"vocals": OpenUnmix(hidden_size=16, nb_layers=1, max_bin=128)}, card={"name": "tiny"}).eval()
+app = QApplication([])
+w = MainWindow(settings=AppSettings(tmp / "s.ini"), model_loader=lambda name: model, models=[("tiny", "tiny")],
+               default_model="tiny", player_factory=lambda device: StemPlayer(device=device),
+               stem_cache=StemCache(tmp / "cache"))
+w.show()
+song = tmp / "groove.wav"
+save_audio(song, make_song(8.0)["mixture"])
+
+def run(seconds, until=None):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not (until and until()):
+        app.processEvents()
+        time.sleep(0.005)
+
+w.open_song(song)
+run(60, lambda: w.practice_ctl.grid is not None and "click" in w.player.names)
+bar = w.song_page.transport.practice
+w.session.set("click.mute", False)
+w.toggle_play()
+run(0.4)
+bar.tempo_spin.setValue(75)
+run(0.4)
+bar.key_spin.setValue(-2)
+run(0.4)
+bar.tempo_spin.setValue(120)
+run(0.4)
+pos, playing = w.player.position, w.player.playing
+w.toggle_play()
+run(0.2)
+print(json.dumps({"available": w.player.available, "reason": w.player.unavailable_reason, "playing": playing,
+                  "underruns": w.player.underruns, "pos": pos, "tempo": w.player.tempo,
+                  "key": list(w.player.key), "stretching": w.player.stretching,
+                  "error": w.player.callback_error}))
+w.close()
+"""
+
+
+def test_window_tempo_and_key_changes_on_a_real_stream():
+    """The window with a real PortAudio stream (ALSA null device, unclocked): tempo and key changed
+    mid-play from the practice row reach the playing stream, with no PortAudio underrun and no callback error."""
+    from test_player_stream import needs_portaudio, run_python
+
+    if needs_portaudio.args[0]:
+        pytest.skip("libportaudio2 is not installed")
+    r = run_python(WINDOW_ON_NULL_DEVICE, timeout=180)
+    if not r["available"]:
+        pytest.skip(f"no output device: {r['reason']}")
+    assert r["error"] is None and r["underruns"] == 0
+    assert r["tempo"] == pytest.approx(1.2) and r["key"] == [-2, 0] and r["stretching"]
+    assert r["pos"] > 0.2  # the null device is not clocked: the song may have played to its end
+
+
+def test_beats_found_while_playing_join_the_player_at_the_next_pause(qtbot, tmp_path, tiny_umx, groove):
+    h = Harness(qtbot, tmp_path, tiny_umx, player_factory=_player)
+    w, ctl = h.window, h.window.practice_ctl
+    with qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        h.drop(groove)
+    w.seek(2.0)
+    w.toggle_play()
+    qtbot.waitUntil(lambda: ctl.grid is not None, timeout=WAIT_MS)
+    w.transport_ctl.tick()
+    assert w.player.playing and "click" not in w.player.names  # never reloaded under the music
+    _render(w.player, 0.5)
+    w.toggle_play()
+    _render(w.player, 0.05)
+    pos = w.player.position
+    w.transport_ctl.tick()
+    assert "click" in w.player.names and w.player.position == pytest.approx(pos, abs=1e-3)
+    w.close()

@@ -437,11 +437,10 @@ class MainWindow(QMainWindow):
             self.transport_ctl.show_loop()
         self._save_timer.start()
 
-    def attach_player(self, position: float = 0.0, growing=None, resume: bool = False) -> None:
+    def attach_player(self, position: float = 0.0, growing=None) -> None:
         """Load the song (and the metronome stem, once the beats are known) into the (new) player and
         link it to the session and the monitor. ``growing``: stems still being separated into
-        ``song.stems``; ``resume``: keep playing if it was."""
-        was_playing = resume and self.player.playing
+        ``song.stems``."""
         if self.link is not None:
             self.link.close()
         growing = growing if growing is not None else self.growing
@@ -451,8 +450,6 @@ class MainWindow(QMainWindow):
         self.link = PlayerLink(self.session, self.monitor, self.player,
                                on_error=lambda text: self.notify(text, "warning", 5000))
         self.player.seek(position)
-        if was_playing:
-            self.player.play()
 
     def show_song(self, result: jobs.SongResult, growing=None) -> None:
         same_song = self.song is not None and self.song.path == result.path

@@ -271,6 +271,7 @@ class PracticeController(QObject):
         self.snap = False
         self.trainer: LoopTrainer | None = None
         self.task = None
+        self._reload_pending = False
         self._song_key: str | None = None
         self._unsubscribe = None
         b = self.bar
@@ -309,6 +310,7 @@ class PracticeController(QObject):
             return  # the same song again (e.g. 2 -> 4 stems): same beats
         self._song_key = song_key
         self.grid = None
+        self._reload_pending = False
         if self.task is not None:
             self.task.cancel()
             self.task = None
@@ -346,7 +348,8 @@ class PracticeController(QObject):
             if self.w.song is not None and self.w.song.content_hash == key:
                 self.grid = grid
                 self._show_grid()
-                self.w.attach_player(self.w.player.position, resume=True)  # the metronome stem joins
+                self._reload_pending = True  # the metronome stem joins the player at the next pause
+                self._reload_player()
                 self.beats_ready.emit(grid)
 
         def failed(message):
@@ -356,6 +359,12 @@ class PracticeController(QObject):
 
         self.task = self.w.start_task(job, "beats", on_done=done, on_error=failed)
         return self.task
+
+    def _reload_player(self) -> None:
+        """Give the player the metronome stem (reloading it), never while it plays: no gap in the music."""
+        if self._reload_pending and self.w.song is not None and not self.w.player.playing:
+            self._reload_pending = False
+            self.w.attach_player(self.w.player.position)
 
     def _show_grid(self) -> None:
         self.w.song_page.tracks.set_beats(self.grid.beats if self.grid else [],
@@ -526,6 +535,7 @@ class PracticeController(QObject):
 
     def tick(self) -> None:
         """On the transport's tick: a finished loop pass raises the trainer's tempo."""
+        self._reload_player()
         t = self.trainer
         if t is None or self.session is None:
             return
