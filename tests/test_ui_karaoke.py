@@ -132,6 +132,17 @@ def test_no_lyrics_says_so_quietly(harness, song_path):
     assert w.lyrics_ctl.lyrics is None and w.lyrics_ctl.reported == []
     assert "No lyrics" in w.lyrics_ctl.pane.canvas.note
     assert w.last_notice is None or w.last_notice[0] != "warning"
+    # a small window keeps its lanes and transport: the melody lane, then the whole area, step aside
+    area, lane = w.karaoke_ctl.area, w.melody_ctl.lane
+    assert area.isVisible() and lane.isVisible()
+    w.resize(900, 600)
+    harness.qtbot.waitUntil(lambda: not lane.isVisible(), timeout=2000)
+    assert area.isVisible() and w.lyrics_ctl.pane.isVisible()
+    w.resize(640, 400)
+    harness.qtbot.waitUntil(lambda: not area.isVisible(), timeout=2000)
+    assert w.song_page.transport.isVisible()
+    w.resize(1320, 820)
+    harness.qtbot.waitUntil(lambda: area.isVisible() and lane.isVisible(), timeout=2000)
 
 
 def test_offset_nudge_is_saved_with_the_session(qtbot, tmp_path, tiny_umx, song_path):

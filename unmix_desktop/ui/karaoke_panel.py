@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from .main_window import MainWindow
 
 FULL_SCREEN_KEY = "F11"
+LYRICS_H, LANE_H = 128, 130
+#: Song-page heights below which the melody lane, then the whole karaoke area, are hidden (a
+#: small window keeps its lanes and transport usable; the full-screen view still works).
+LANE_MIN_PAGE_H = 640
+AREA_MIN_PAGE_H = 470
 
 
 class KaraokeController(QObject):
@@ -37,8 +42,8 @@ class KaraokeController(QObject):
         lay = QVBoxLayout(self.area)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(4)
-        self.lyrics.pane.setFixedHeight(128)
-        self.melody.lane.setFixedHeight(130)
+        self.lyrics.pane.setFixedHeight(LYRICS_H)
+        self.melody.lane.setFixedHeight(LANE_H)
         lay.addWidget(self.lyrics.pane)
         lay.addWidget(self.melody.lane)
         lay.addWidget(self.sing.panel)
@@ -48,6 +53,18 @@ class KaraokeController(QObject):
         """Put the karaoke area on ``song_page`` between the lanes and the transport bar."""
         layout = song_page.layout()
         layout.insertWidget(layout.indexOf(song_page.transport), self.area)
+        song_page.installEventFilter(self)
+        self.fit(song_page.height())
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self.fit(event.size().height())
+        return False
+
+    def fit(self, page_height: int) -> None:
+        """Show what fits a song page ``page_height`` pixels high."""
+        self.area.setVisible(page_height >= AREA_MIN_PAGE_H)
+        self.melody.lane.setVisible(page_height >= LANE_MIN_PAGE_H)
 
     def show_song(self, session, song) -> None:
         if self._unobserve is not None:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QSizePolicy,
     QStackedWidget,
     QToolButton,
     QVBoxLayout,
@@ -187,6 +188,7 @@ class LyricsPane(QFrame):
         head.setSpacing(4)
         self.title = QLabel("Lyrics")
         self.title.setObjectName("dim")
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
         head.addWidget(self.title, 1)
         self.offset_label = QLabel("")
         self.offset_label.setObjectName("dim")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
+    QSizePolicy,
     QToolButton,
     QWidget,
 )
@@ -89,6 +90,7 @@ class SingPanel(QFrame):
         self.reason = QLabel("")
         self.reason.setObjectName("dim")
         self.reason.setWordWrap(True)
+        self.reason.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.reason, 1)
 
     def set_level(self, db: float) -> None:
