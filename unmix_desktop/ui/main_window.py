@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+import shiboken6
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QToolButton,
@@ -300,7 +301,14 @@ class MainWindow(QMainWindow):
         return replace(SeparationSettings(niter=self.settings.niter), **self.separation_overrides)
 
     def start_task(self, job, name, on_progress=None, on_done=None, on_error=None, on_cancel=None) -> Task:
-        task = Task(job, name, on_progress, on_done, on_error, on_cancel)
+        """A job on a worker thread whose callbacks run on the UI thread, never after this window is gone
+        (a window deleted without being closed, as a test or an embedding app may do)."""
+        def alive(callback):
+            if callback is None:
+                return None
+            return lambda *args: callback(*args) if shiboken6.isValid(self) else None
+
+        task = Task(job, name, alive(on_progress), alive(on_done), alive(on_error), alive(on_cancel))
         self.tasks.add(task)
         task.finished.connect(lambda: self.tasks.discard(task))
         return task.start()

@@ -52,10 +52,12 @@ class SpectrogramController(QObject):
             return  # (a song still being separated gets its spectrograms when it is done)
         mixture, stems = song.mixture, song.stems
         self.task = self.w.start_task(lambda report, cancel: jobs.run_spectrograms(mixture, stems, report, cancel),
-                                      "spectrograms", None, self._on_done, self._on_error)
+                                      "spectrograms", None, lambda specs: self._on_done(specs, song), self._on_error)
 
-    def _on_done(self, specs: dict) -> None:
+    def _on_done(self, specs: dict, song=None) -> None:
         self.task = None
+        if song is not None and song is not self.w.song:
+            return  # the window moved on to another song (or reloaded this one) while they were computed
         self.spectrograms = specs
         self.w.song_page.tracks.set_spectrograms(specs)
         self._maybe_ready()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
@@ -153,8 +154,8 @@ class SpectrogramLane(QWidget):
 
     def set_spectrogram(self, spec: DisplaySpectrogram) -> None:
         self.spectrogram = spec
-        if self.plot is None:
-            return
+        if self.plot is None or not shiboken6.isValid(self.image):
+            return  # not built yet, or already torn down by a rebuild
         self._bands = spec.bands
         self.image.setImage(spec.image, levels=LEVELS_DB, autoLevels=False)
         self.image.setRect(QRectF(0, 0, self.duration, spec.bands))
