@@ -362,3 +362,33 @@ def test_the_learned_splitter_is_chosen_in_preferences(harness, song_path):
         w.apply_preferences(Preferences("tiny", 1, True, "wav", None, "dsp"))
     assert w.settings.four_stem_model == "dsp"
     assert not np.allclose(w.song.stems["drums"], learned_drums)  # a different split, not the cached one
+
+
+def test_the_window_exports_at_the_songs_own_rate(harness, tmp_path):
+    """Issue 17: a 48 kHz song's exported stems are 48 kHz and as long as the song, to the sample; a chosen
+    rate (remembered with the export choices) overrides it."""
+    import soxr
+
+    w = harness.window
+    mix = make_song(3.0)["mixture"]
+    song48 = tmp_path / "song48.flac"
+    n48 = 3 * 48000
+    sf.write(song48, soxr.resample(mix, 44100, 48000)[:n48], 48000, subtype="PCM_24")
+    harness.drop_and_wait(song48)
+    dialog = w.show_export()
+    assert dialog.rate_combo.currentData() == 0 and "48000" in dialog.rate_combo.currentText()
+    dialog.folder_edit.setText(str(tmp_path / "own"))
+    dialog.start_export()
+    harness.qtbot.waitUntil(lambda: len(dialog.written) >= 2, timeout=WAIT_MS)
+    for path in dialog.written:
+        info = sf.info(path)
+        assert (info.samplerate, info.frames) == (48000, n48), path
+    dialog.close()
+    dialog = w.show_export()
+    dialog.rate_combo.setCurrentIndex(dialog.rate_combo.findData(44100))
+    dialog.folder_edit.setText(str(tmp_path / "forced"))
+    dialog.start_export()
+    harness.qtbot.waitUntil(lambda: len(dialog.written) >= 2, timeout=WAIT_MS)
+    assert {sf.info(p).samplerate for p in dialog.written} == {44100}
+    dialog.close()
+    assert w.settings.export_choices["rate"] == 44100

@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..errors import AudioError
-from .io import WRITE_FORMATS, save_audio
+from .io import WRITE_FORMATS, resample, save_audio
 from .mixer import SAMPLE_RATE, MixEngine, MixState
 from .stretch import stretch_offline
 
@@ -76,12 +76,17 @@ def export_mix(
     tempo: float = 1.0,
     semitones: float = 0.0,
     cents: float = 0.0,
+    rate: int | None = None,
 ) -> Path:
-    """Render ``stems`` with ``state`` (and tempo/key) and write it to ``path`` (wav/flac/ogg/mp3 from the suffix)."""
+    """Render ``stems`` with ``state`` (and tempo/key) and write it to ``path`` (wav/flac/ogg/mp3 from the
+    suffix) at ``rate`` Hz (``None``: the stems' own 44.1 kHz; otherwise resampled with soxr, e.g. back
+    to the song's own 48 kHz)."""
     path = Path(path)
     check_export_path(path, source_path)
     audio = render_mix(stems, state, tempo=tempo, semitones=semitones, cents=cents)
-    return save_audio(path, audio, SAMPLE_RATE, subtype=subtype, protect=_protected(source_path))
+    if rate and int(rate) != SAMPLE_RATE:
+        audio = resample(audio, SAMPLE_RATE, int(rate))
+    return save_audio(path, audio, int(rate or SAMPLE_RATE), subtype=subtype, protect=_protected(source_path))
 
 
 def karaoke_state(names: Iterable[str]) -> MixState:

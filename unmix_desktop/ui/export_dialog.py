@@ -23,6 +23,16 @@ FORMAT_LABELS = {
 }
 
 
+def song_rate(path: Path | None) -> int:
+    """The sample rate of the song file (44100 when it cannot be read)."""
+    from ..audio.io import SAMPLE_RATE, audio_info
+
+    try:
+        return int(audio_info(path).sample_rate) if path is not None else SAMPLE_RATE
+    except Exception:  # noqa: BLE001 - a moved or unreadable source only loses the native-rate default
+        return SAMPLE_RATE
+
+
 class ExportDialog(QDialog):
     """Built by the window with the song's stems and the session's mix.
 
@@ -88,6 +98,15 @@ class ExportDialog(QDialog):
         self.format_combo.setCurrentIndex(max(self.format_combo.findData(fmt), 0))
         self.format_combo.currentIndexChanged.connect(self._update_plan)
         form.addRow("Format:", self.format_combo)
+        self.rate_combo = QComboBox()
+        own = song_rate(source_path)
+        self.rate_combo.addItem(f"Song's own ({own} Hz)", 0)
+        for r in (44100, 48000):
+            self.rate_combo.addItem(f"{r} Hz", r)
+        self.rate_combo.setCurrentIndex(max(self.rate_combo.findData(int(choices.get("rate", 0) or 0)), 0))
+        self.rate_combo.setToolTip("The stems are separated at 44.1 kHz; they are written at the song's own rate "
+                                   "unless you choose one here.")
+        form.addRow("Sample rate:", self.rate_combo)
         self.open_check = QCheckBox("Open the folder when done")
         self.open_check.setChecked(choices.get("open_folder", True))
         form.addRow("", self.open_check)
@@ -128,6 +147,7 @@ class ExportDialog(QDialog):
         for c in (self.stems_check, self.karaoke_check, self.mix_check, self.open_check):
             c.toggled.connect(self._choices_changed)
         self.format_combo.currentIndexChanged.connect(self._choices_changed)
+        self.rate_combo.currentIndexChanged.connect(self._choices_changed)
         self.folder_edit.editingFinished.connect(self._choices_changed)
         self._update_plan()
 
@@ -143,7 +163,12 @@ class ExportDialog(QDialog):
     def choices(self) -> dict:
         return {"stems": self.stems_check.isChecked(), "karaoke": self.karaoke_check.isChecked(),
                 "mix": self.mix_check.isChecked(), "open_folder": self.open_check.isChecked(),
-                "format": self.fmt, "folder": self.folder_edit.text().strip()}
+                "format": self.fmt, "folder": self.folder_edit.text().strip(), "rate": self.rate_combo.currentData()}
+
+    @property
+    def rate(self) -> int:
+        """The files' sample rate: the chosen one, or the song's own."""
+        return int(self.rate_combo.currentData() or song_rate(self.source_path))
 
     def _choices_changed(self) -> None:
         if self.on_choices:
@@ -173,7 +198,7 @@ class ExportDialog(QDialog):
         stretch = st if (st.get("tempo", 1.0) != 1.0 or st.get("semitones") or st.get("cents")) else None
         return ExportRequest(self.folder, self.stems, self.source_path, self.title, self.fmt,
                              self.stems_check.isChecked(), self.karaoke_check.isChecked(),
-                             self.mix_check.isChecked(), state, stretch)
+                             self.mix_check.isChecked(), state, stretch, self.rate)
 
     def _update_plan(self) -> None:
         plan = export_plan(self.request())

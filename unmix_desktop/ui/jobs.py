@@ -142,6 +142,7 @@ class ExportRequest:
     write_mix: bool = False
     mix_state: object = None  # audio.mixer.MixState of the current faders
     stretch: dict | None = None  # tempo / semitones / cents (export.stretch_offline); None: original
+    rate: int | None = None      # sample rate of the files (None: the stems' 44.1 kHz)
 
 
 def export_plan(req: ExportRequest) -> list[tuple[str, Path]]:
@@ -167,6 +168,8 @@ def run_export(req: ExportRequest, report: Report, cancel: threading.Event) -> l
         raise AudioError(req.folder, "nothing to export: choose stems, the karaoke track or the current mix")
     written: list[Path] = []
     stretch = dict(req.stretch or {})
+    if req.rate:
+        stretch["rate"] = int(req.rate)
     for i, (what, path) in enumerate(plan):
         if cancel.is_set():
             raise Cancelled()

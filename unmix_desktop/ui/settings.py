@@ -108,13 +108,20 @@ class AppSettings:
     def export_choices(self) -> dict:
         """What the Export dialog had ticked last time: stems, karaoke, mix, open_folder."""
         defaults = {"stems": True, "karaoke": True, "mix": False, "open_folder": True}
-        return {k: _as_bool(self.q.value(f"export/{k}"), v) for k, v in defaults.items()}
+        choices: dict = {k: _as_bool(self.q.value(f"export/{k}"), v) for k, v in defaults.items()}
+        try:  # the files' sample rate: 0 = the song's own
+            choices["rate"] = max(0, int(self.q.value("export/rate") or 0))
+        except (TypeError, ValueError):
+            choices["rate"] = 0
+        return choices
 
     @export_choices.setter
     def export_choices(self, choices: dict) -> None:
         for k in ("stems", "karaoke", "mix", "open_folder"):
             if k in choices:
                 self.q.setValue(f"export/{k}", bool(choices[k]))
+        if "rate" in choices:
+            self.q.setValue("export/rate", int(choices["rate"] or 0))
 
     @property
     def audio_device(self) -> str | None:
