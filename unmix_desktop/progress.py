@@ -6,9 +6,16 @@ import sys
 import time
 
 
-def format_time(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+def format_time(seconds: float, tenths: bool = False) -> str:
+    """``m:ss`` (``h:mm:ss`` from an hour on), or ``m:ss.s`` with ``tenths``: the one time format of the
+    command line, the window and training logs."""
+    seconds = max(float(seconds), 0.0)
+    if tenths:
+        m, s = divmod(seconds, 60)
+        return f"{int(m)}:{s:04.1f}"
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class ProgressBar:

@@ -31,6 +31,9 @@ from typing import Mapping
 
 import numpy as np
 
+from ..atomic import atomic_write_json
+from ..audio.io import SAMPLE_RATE
+
 ANALYSIS_SR = 22050
 N_FFT = 1024
 HOP = 128
@@ -72,11 +75,7 @@ class BeatGrid:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write JSON through a temporary file and a rename."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BeatGrid":
@@ -112,7 +111,7 @@ def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(a, np.float32)
 
 
-def onset_envelope(audio: np.ndarray, sample_rate: int = 44100) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def onset_envelope(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """``(onset strength, below 120 Hz, below 500 Hz, frames per second)`` of ``audio``: the whole
     band places the beats; the kick/bass band finds downbeats; the body band (kick, snare body,
     bass, chords; no cymbals) decides the metrical level."""
@@ -266,7 +265,7 @@ def _downbeats(beats: np.ndarray, low: np.ndarray, per_bar: int) -> int:
     return int(np.argmax(strength))
 
 
-def analyse(audio: np.ndarray, sample_rate: int = 44100, source: str = "mix",
+def analyse(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, source: str = "mix",
             beats_per_bar: int = BEATS_PER_BAR) -> BeatGrid:
     """The :class:`BeatGrid` of one signal."""
     env, low, body, fps = onset_envelope(audio, sample_rate)
@@ -280,7 +279,7 @@ def analyse(audio: np.ndarray, sample_rate: int = 44100, source: str = "mix",
                     beats_per_bar, source, confidence)
 
 
-def estimate_beats(stems: Mapping[str, np.ndarray], sample_rate: int = 44100,
+def estimate_beats(stems: Mapping[str, np.ndarray], sample_rate: int = SAMPLE_RATE,
                    beats_per_bar: int = BEATS_PER_BAR) -> BeatGrid:
     """The beat grid of a song from its stems (name -> (n, 2)): tries the drums/accompaniment stems
     and the mix, and keeps the clearest pulse. A single entry is analysed as it is."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
+from ..audio.io import SAMPLE_RATE
 from ..errors import UnmixError
 
 FMIN = 65.0      # C2: lowest sung note considered
@@ -76,25 +77,8 @@ class Contour:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write ``time,hz`` rows (header line first) to a temp file, then rename it over ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write("time,hz\n")
-                for t, f in zip(self.times, self.hz):
-                    fh.write(f"{t:.6f},{f:.2f}\n")
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return path
+        rows = "".join(f"{t:.6f},{f:.2f}\n" for t, f in zip(self.times, self.hz))
+        return atomic_write_text(path, "time,hz\n" + rows)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> Contour:
@@ -209,7 +193,7 @@ PACKAGES = {"swift-f0": "swift-f0", "pyin": "librosa", "crepe-tiny": "torchcrepe
             "pesto": "pesto-pitch"}
 
 
-def track_melody(audio: np.ndarray, sample_rate: int = 44100, tracker: str = DEFAULT_TRACKER) -> Contour:
+def track_melody(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, tracker: str = DEFAULT_TRACKER) -> Contour:
     """f0 contour of a (mostly solo) voice. ``audio``: float32 (n, 2) or (n,) at ``sample_rate``."""
     if tracker not in TRACKERS:
         raise MelodyError(f"unknown pitch tracker '{tracker}' (choose from {', '.join(TRACKERS)})")
@@ -344,7 +328,7 @@ def melody_for_stems(folder: str | os.PathLike, tracker: str = DEFAULT_TRACKER, 
         from ..audio.io import load_audio
 
         audio = load_audio(vocals)
-    contour = track_melody(np.asarray(audio), 44100, tracker)
+    contour = track_melody(np.asarray(audio), SAMPLE_RATE, tracker)
     try:
         contour.to_csv(cached)
     except OSError:
@@ -352,7 +336,7 @@ def melody_for_stems(folder: str | os.PathLike, tracker: str = DEFAULT_TRACKER, 
     return contour
 
 
-def melody_for_audio(vocals: np.ndarray, sample_rate: int = 44100, cache_file: str | os.PathLike | None = None,
+def melody_for_audio(vocals: np.ndarray, sample_rate: int = SAMPLE_RATE, cache_file: str | os.PathLike | None = None,
                      tracker: str = DEFAULT_TRACKER) -> Contour:
     """The melody of a vocals array (float32 ``(n, 2)`` or ``(n,)``), read from ``cache_file`` when it
     holds one, else computed and written there (the window caches it in the song's stem-cache entry,

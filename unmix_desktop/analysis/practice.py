@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..audio.io import SAMPLE_RATE
 from ..errors import UnmixError
 
 CLICK_STEM = "click"
@@ -39,7 +40,7 @@ def _place(out: np.ndarray, times: Iterable[float], sound: np.ndarray, sample_ra
 
 
 def click_track(beats: Sequence[float], downbeats: Sequence[float], n_frames: int,
-                sample_rate: int = 44100, level: float = 0.5) -> np.ndarray:
+                sample_rate: int = SAMPLE_RATE, level: float = 0.5) -> np.ndarray:
     """A metronome stem (n_frames, 2): a short high click on each beat, higher on downbeats.
     Load it beside the stems (name :data:`CLICK_STEM`) to get a fader and a mute for it."""
     out = np.zeros((int(n_frames), 2), np.float32)
@@ -49,7 +50,7 @@ def click_track(beats: Sequence[float], downbeats: Sequence[float], n_frames: in
     return out
 
 
-def count_in(bpm: float, beats_per_bar: int = 4, tempo: float = 1.0, sample_rate: int = 44100,
+def count_in(bpm: float, beats_per_bar: int = 4, tempo: float = 1.0, sample_rate: int = SAMPLE_RATE,
              level: float = 0.5) -> np.ndarray:
     """One bar of clicks (first accented) at ``bpm`` played at ``tempo``, exactly one bar long:
     play it before the song (``StemPlayer.play(count_in=...)``) and the song starts on the next beat."""

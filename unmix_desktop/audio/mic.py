@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from .io import SAMPLE_RATE
 from .player import NO_PORTAUDIO, _sounddevice
 
 NO_INPUT = "no input device (microphone)"
@@ -35,7 +36,7 @@ class YinPitch:
     than this are unvoiced.
     """
 
-    def __init__(self, sample_rate: int = 44100, frame: int = 2048, fmin: float = FMIN, fmax: float = FMAX,
+    def __init__(self, sample_rate: int = SAMPLE_RATE, frame: int = 2048, fmin: float = FMIN, fmax: float = FMAX,
                  threshold: float = 0.15, min_rms: float = 10 ** (-50 / 20)):
         self.sample_rate = int(sample_rate)
         self.frame = int(frame)
@@ -111,7 +112,7 @@ class Microphone:
 
     CAPACITY = 4096  # readings kept (~47 s at hop 512)
 
-    def __init__(self, device=None, sample_rate: int = 44100, blocksize: int = 512, frame: int = 2048,
+    def __init__(self, device=None, sample_rate: int = SAMPLE_RATE, blocksize: int = 512, frame: int = 2048,
                  hop: int = 512, *, open_stream: bool = True):
         self._device = device
         self.sample_rate = int(sample_rate)

@@ -36,8 +36,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import UnmixError
+from .io import SAMPLE_RATE
 
-SAMPLE_RATE = 44100
 MAX_GAIN_DB = 6.0
 #: Soft limiter knee: the output is untouched below this level (-1 dBFS) and never reaches 1.0.
 LIMIT_THRESHOLD = 10.0 ** (-1.0 / 20.0)

@@ -34,8 +34,17 @@ import numpy as np
 
 from ..errors import UnmixError
 from .mixer import SAMPLE_RATE, MixEngine, MixState
-from .stretch import (DEFAULT_WINDOW, LEAD_FRAMES, SWITCH_FADE, AudioRing, StretchProducer, check_key, check_tempo,
-                      is_bypass, pitch_scale)
+from .stretch import (
+    DEFAULT_WINDOW,
+    LEAD_FRAMES,
+    SWITCH_FADE,
+    AudioRing,
+    StretchProducer,
+    check_key,
+    check_tempo,
+    is_bypass,
+    pitch_scale,
+)
 
 NO_PORTAUDIO = "no audio output: install libportaudio2"
 NO_DEVICE = "no output device"

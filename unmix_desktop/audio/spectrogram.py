@@ -19,8 +19,7 @@ import numpy as np
 import scipy.fft
 
 from ..errors import Cancelled
-
-SAMPLE_RATE = 44100
+from .io import SAMPLE_RATE
 
 
 @dataclass

@@ -28,6 +28,7 @@ import weakref
 import numpy as np
 
 from ..errors import UnmixError
+from .io import SAMPLE_RATE
 
 TEMPO_MIN, TEMPO_MAX = 0.25, 2.0
 KEY_MIN, KEY_MAX = -12.0, 12.0
@@ -116,7 +117,7 @@ def _options(realtime: bool, window: str = "standard"):
 
 
 def stretch_offline(audio: np.ndarray, tempo: float = 1.0, semitones: float = 0.0, cents: float = 0.0,
-                    sample_rate: int = 44100) -> np.ndarray:
+                    sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """``audio`` (n, 2) played at ``tempo`` and shifted by ``semitones`` + ``cents``: float32
     ``(round(n / tempo), 2)``, clipped to [-1, 1]. Bypass returns ``audio`` itself."""
     tempo = check_tempo(tempo)

@@ -10,8 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..analysis.melody import DEFAULT_TRACKER, TRACKERS, MelodyError, melody_for_stems, track_melody
-from ..audio.io import DEFAULT_MAX_DURATION, load_audio
+from ..analysis.melody import (
+    DEFAULT_TRACKER,
+    TRACKERS,
+    MelodyError,
+    melody_for_stems,
+    track_melody,
+)
+from ..audio.io import DEFAULT_MAX_DURATION, SAMPLE_RATE, load_audio
 from ..errors import UnmixError
 
 
@@ -56,7 +62,7 @@ def run(args) -> int:
         vocals = separator.separate(audio, progress=bar)["vocals"]
         if bar:
             bar.close()
-        contour = track_melody(vocals, 44100, args.tracker)
+        contour = track_melody(vocals, SAMPLE_RATE, args.tracker)
     try:
         contour.to_csv(out)
     except OSError as exc:

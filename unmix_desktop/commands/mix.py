@@ -6,8 +6,16 @@ import argparse
 from pathlib import Path
 
 from ..audio.export import check_export_path, export_karaoke, export_mix
+from ..audio.io import SAMPLE_RATE
 from .argtypes import non_negative_float, positive_float
-from .play import add_mix_arguments, add_stretch_arguments, load_stems, state_from_args, stem_files, stretch_from_args
+from .play import (
+    add_mix_arguments,
+    add_stretch_arguments,
+    load_stems,
+    state_from_args,
+    stem_files,
+    stretch_from_args,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -35,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
         written = export_karaoke(out, stems, source_path=inputs, **stretch)
     else:
         written = export_mix(out, stems, state_from_args(stems.keys(), args), source_path=inputs, **stretch)
-    seconds = max(a.shape[0] for a in stems.values()) / 44100 / stretch["tempo"]
+    seconds = max(a.shape[0] for a in stems.values()) / SAMPLE_RATE / stretch["tempo"]
     print(f"wrote {written} ({seconds:.1f} s)")
     return 0

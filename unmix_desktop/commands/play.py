@@ -232,7 +232,13 @@ class LiveSong:
 
     def __init__(self, path: str | Path, model: str | None = None, use_cache: bool = True, threads: int | None = None):
         from ..cache import StemCache
-        from ..separation.pipeline import ModelProvider, Pipeline, SongRequest, check_song_path, worker_threads
+        from ..separation.pipeline import (
+            ModelProvider,
+            Pipeline,
+            SongRequest,
+            check_song_path,
+            worker_threads,
+        )
         from ..separation.registry import default_model_name
         from ..separation.settings import SeparationSettings
 

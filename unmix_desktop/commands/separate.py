@@ -32,12 +32,23 @@ from pathlib import Path
 import numpy as np
 
 from .. import outputs
-from ..audio.io import DEFAULT_MAX_DURATION, SAMPLE_RATE, audio_files, soundfile_os_error
+from ..audio.io import (
+    DEFAULT_MAX_DURATION,
+    SAMPLE_RATE,
+    audio_files,
+    soundfile_os_error,
+)
 from ..audio.stream import open_audio, resample_blocks, target_frames
 from ..errors import AudioError, UnmixError, UsageError
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
-from .argtypes import finite_float, limit_seconds, non_negative_int, positive_float, positive_int
+from .argtypes import (
+    finite_float,
+    limit_seconds,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 SUBTYPES = {"wav": "PCM_16", "wav24": "PCM_24", "wavf": "FLOAT", "flac": "PCM_16"}
 

@@ -56,7 +56,8 @@ from typing import Mapping
 
 import numpy as np
 
-SAMPLE_RATE = 44100
+from ..audio.io import SAMPLE_RATE
+
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 FILTERS_LEN = 512
 #: Tikhonov term of the "track" projection filters, relative to the references' mean energy.

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..audio.io import audio_files, load_audio
+from ..audio.io import SAMPLE_RATE, audio_files, load_audio
 from ..errors import AudioError
 
 MIXTURE_NAMES = ("mixture", "mix")
@@ -34,7 +34,7 @@ class Track:
     sources: dict[str, np.ndarray] = field(default_factory=dict)
     path: Path | None = None
     mixture_is_sum: bool = False
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def duration(self) -> float:
@@ -54,7 +54,7 @@ def _audio_files(folder: Path) -> dict[str, Path]:
 def load_track_folder(
     folder: str | os.PathLike,
     targets: Iterable[str] | None = None,
-    sample_rate: int = 44100,
+    sample_rate: int = SAMPLE_RATE,
     max_duration: float | None = None,
 ) -> Track:
     """Load ``folder/{mixture,<target>...}`` as a :class:`Track`.

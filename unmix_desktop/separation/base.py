@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..audio.io import SAMPLE_RATE
+
 
 class SpectrogramModel(torch.nn.Module):
     """Base class. Subclasses set ``targets`` and implement ``forward``.
@@ -17,7 +19,7 @@ class SpectrogramModel(torch.nn.Module):
     ``(B, S, C, F, T)`` non-negative magnitude estimates, ``S = len(targets)``.
     """
 
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 4096
     n_hop: int = 1024
 

@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from ..audio.io import SAMPLE_RATE
 from ..audio.stream import iter_windows
 from ..errors import Cancelled
 from .windows import fade_weights, spans
@@ -88,7 +89,7 @@ def median_filter(S: np.ndarray, size: int, axis: int, chunk: int = 256) -> np.n
     return np.moveaxis(out, 1, axis)
 
 
-def stem_masks(mag: np.ndarray, sample_rate: int = 44100, **params) -> dict[str, np.ndarray]:
+def stem_masks(mag: np.ndarray, sample_rate: int = SAMPLE_RATE, **params) -> dict[str, np.ndarray]:
     """Soft masks (bins, frames) for drums, bass, other from a magnitude spectrogram.
 
     ``mag``: (bins, frames) or (channels, bins, frames) magnitude; channels are averaged in
@@ -130,7 +131,7 @@ def _split_window(audio: np.ndarray, sample_rate: int, p: dict) -> tuple[np.ndar
 
 def split_accompaniment(
     accompaniment: np.ndarray,
-    sample_rate: int = 44100,
+    sample_rate: int = SAMPLE_RATE,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     **params,
@@ -173,7 +174,7 @@ def split_accompaniment(
 
 def four_stems(
     stems: Mapping[str, np.ndarray],
-    sample_rate: int = 44100,
+    sample_rate: int = SAMPLE_RATE,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     model: str | None = None,
@@ -243,7 +244,7 @@ class _AccompanimentSource:
 
 def stream_four_stems(
     blocks: Iterable[tuple[int, Mapping[str, np.ndarray]]],
-    sample_rate: int = 44100,
+    sample_rate: int = SAMPLE_RATE,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     frames: int | None = None,

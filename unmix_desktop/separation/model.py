@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..audio.io import SAMPLE_RATE
 from .base import SpectrogramModel
 
 
@@ -109,7 +110,7 @@ class OpenUnmix(nn.Module):
 class MultiTargetUMX(SpectrogramModel):
     """One :class:`OpenUnmix` per target, as one spectrogram model."""
 
-    def __init__(self, networks: dict[str, OpenUnmix], sample_rate: int = 44100, n_fft: int = 4096,
+    def __init__(self, networks: dict[str, OpenUnmix], sample_rate: int = SAMPLE_RATE, n_fft: int = 4096,
                  n_hop: int = 1024, card: dict | None = None) -> None:
         super().__init__()
         self.networks = nn.ModuleDict(networks)

@@ -32,11 +32,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..audio.io import AUDIO_EXTENSIONS, SOUNDFILE_EXTENSIONS, audio_files, load_audio, resample
+from ..audio.io import (
+    AUDIO_EXTENSIONS,
+    SAMPLE_RATE,
+    SOUNDFILE_EXTENSIONS,
+    audio_files,
+    load_audio,
+    resample,
+)
 from ..errors import AudioError, UnmixError
 from .augment import Augmentation, choose_start
 
-OUT_RATE = 44100
+OUT_RATE = SAMPLE_RATE
 MIXTURE_NAMES = ("mixture", "mix")
 _INT16 = 32767.0
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ..audio.io import SAMPLE_RATE
 from ..separation.model import OpenUnmix
 
 HIGH_BAND_MODES = ("extend", "zero", "one")
@@ -34,7 +35,7 @@ def _bin_of(hz: float, n_fft: int, sample_rate: int) -> int:
 
 def expand_output_bins(net: OpenUnmix, nb_bins: int = 2049, mode: str = "extend",
                        reference_hz: tuple[float, float] = (5000.0, 7500.0), n_fft: int = 4096,
-                       sample_rate: int = 44100) -> OpenUnmix:
+                       sample_rate: int = SAMPLE_RATE) -> OpenUnmix:
     """A copy of ``net`` (trained with ``nb_output_bins = max_bin``) that outputs ``nb_bins``.
 
     Bins below the old output size are unchanged (bit-exact); the others follow ``mode``.

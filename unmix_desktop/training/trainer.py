@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..atomic import atomic_write_bytes
 from ..errors import UnmixError
+from ..progress import format_time
 from ..separation import transforms
 from ..separation.bundle import save_bundle
 from ..separation.model import MultiTargetUMX, OpenUnmix
@@ -97,18 +98,6 @@ class TrainConfig:
 
 
 # -- small helpers ------------------------------------------------------------------------------
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def _json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=2, default=_json_default) + "\n").encode()
@@ -198,8 +187,8 @@ def save_checkpoint(folder: Path, net: OpenUnmix, optimizer, scheduler, state: d
     sched = {k: (_finite(v) if isinstance(v, float) else v) for k, v in sched.items()}
     meta = dict(state, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, optimizer=opt_meta, scheduler=sched)
     epoch = str(state["epoch"])
-    _atomic_write(folder / "last.safetensors", save(tensors, metadata={"epoch": epoch}))
-    _atomic_write(folder / "last.json", _json_bytes(meta))
+    atomic_write_bytes(folder / "last.safetensors", save(tensors, metadata={"epoch": epoch}))
+    atomic_write_bytes(folder / "last.json", _json_bytes(meta))
 
 
 def load_checkpoint(folder: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -266,13 +255,6 @@ def _progress(iterable, total: int, desc: str, quiet: bool):
     tty = sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, unit="batch", dynamic_ncols=True, file=sys.stderr,
                 mininterval=0.5 if tty else 30.0, leave=True)
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 @torch.no_grad()
@@ -511,7 +493,7 @@ def _train(config, out, ckpt_dir, meta, model_sd, opt_tensors, dist, device, log
                 eta = spent / max(done, 1e-9) * (config.epochs - start_epoch + 1 - done)
                 if budget_s:
                     eta = min(eta, budget_s - spent)
-                bar.set_postfix_str(f"loss {np.mean(losses[-20:]):.4g}  run ETA {_fmt_time(eta)}", refresh=False)
+                bar.set_postfix_str(f"loss {np.mean(losses[-20:]):.4g}  run ETA {format_time(eta)}", refresh=False)
             if budget_s and dist.any(spent > budget_s):
                 over_budget = True
                 break
@@ -538,7 +520,7 @@ def _train(config, out, ckpt_dir, meta, model_sd, opt_tensors, dist, device, log
                   "best": improved}
         history.append(record)
         log(f"epoch {epoch}: train {train_loss:.5g}  valid {valid_loss:.5g}{'  *best*' if improved else ''}  "
-            f"lr {record['lr']:.2g}  {record['epoch_s']:.0f} s (total {_fmt_time(elapsed)})")
+            f"lr {record['lr']:.2g}  {record['epoch_s']:.0f} s (total {format_time(elapsed)})")
         if dist.is_main:
             if improved:
                 _save_best(out, ckpt_dir, net, config, log_doc, history, best_epoch, best_loss, elapsed, machine)
@@ -548,7 +530,7 @@ def _train(config, out, ckpt_dir, meta, model_sd, opt_tensors, dist, device, log
             save_checkpoint(ckpt_dir, net, optimizer, scheduler, state)
             log_doc["best_epoch"], log_doc["best_valid_loss"] = best_epoch, _finite(best_loss)
             log_doc["elapsed_s"] = elapsed
-            _atomic_write(out / LOG_NAME, _json_bytes(log_doc))
+            atomic_write_bytes(out / LOG_NAME, _json_bytes(log_doc))
         dist.barrier()
         if on_epoch:
             on_epoch(record)
@@ -563,7 +545,7 @@ def _train(config, out, ckpt_dir, meta, model_sd, opt_tensors, dist, device, log
     log_doc["stopped"] = stopped
     log_doc["elapsed_s"] = elapsed
     if dist.is_main:
-        _atomic_write(out / LOG_NAME, _json_bytes(log_doc))
+        atomic_write_bytes(out / LOG_NAME, _json_bytes(log_doc))
     if best_epoch:
         log(f"best epoch {best_epoch} (valid loss {best_loss:.5g}); bundle in {out}")
     return TrainResult(out, history, best_epoch, best_loss, elapsed, stopped)
@@ -605,7 +587,7 @@ def _save_best(out: Path, ckpt_dir: Path, net: OpenUnmix, config: TrainConfig, l
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    _atomic_write(ckpt_dir / "best.safetensors", save(sd, metadata={"epoch": str(best_epoch)}))
+    atomic_write_bytes(ckpt_dir / "best.safetensors", save(sd, metadata={"epoch": str(best_epoch)}))
     card = training_card(config, history, best_epoch, best_loss, elapsed, machine, log_doc["data"])
     cpu_net = build_network(config, config.max_bin)
     cpu_net.load_state_dict(sd)

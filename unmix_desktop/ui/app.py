@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from ..paths import resources_dir
-
     from .main_window import MainWindow
     from .settings import AppSettings
     from .theme import apply_theme

@@ -20,8 +20,18 @@ import numpy as np
 from .. import cache as cache_mod
 from ..audio.spectrogram import DisplaySpectrogram, display_spectrogram
 from ..errors import AudioError, Cancelled
-from ..separation.pipeline import (STEM_ORDER, ModelProvider, Pipeline, SongRequest, SongResult,
-                                   check_song_path, four_stems_available, order_stems, worker_threads)
+from ..progress import format_time
+from ..separation.pipeline import (
+    STEM_ORDER,
+    ModelProvider,
+    Pipeline,
+    SongRequest,
+    SongResult,
+    check_song_path,
+    four_stems_available,
+    order_stems,
+    worker_threads,
+)
 
 __all__ = ["STAGES", "STEM_ORDER", "EtaEstimator", "ExportRequest", "ModelProvider", "SeparationRequest",
            "SongResult", "check_song_path", "export_plan", "format_eta", "format_time",
@@ -102,12 +112,6 @@ def format_eta(seconds: float | None) -> str:
     if seconds < 60:
         return f"about {max(seconds, 1)} s left"
     return f"about {seconds // 60} min {seconds % 60:02d} s left"
-
-
-def format_time(seconds: float, tenths: bool = False) -> str:
-    seconds = max(seconds, 0.0)
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}:{s:04.1f}" if tenths else f"{int(m)}:{int(s):02d}"
 
 
 # ---------------------------------------------------------------------------------------------

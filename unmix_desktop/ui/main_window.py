@@ -22,8 +22,17 @@ from typing import Callable
 import shiboken6
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .. import cache as cache_mod
 from .. import paths
@@ -44,8 +53,8 @@ from .practice_view import PracticeController
 from .preferences_view import PreferencesController
 from .presets import presets_for
 from .separation_view import SeparationController, failure_status
-from .spectrogram_view import SpectrogramController
 from .settings import AppSettings
+from .spectrogram_view import SpectrogramController
 from .transport_controller import TransportController
 from .worker import Task
 

@@ -14,8 +14,18 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QInputDialog, QLabel, QMenu, QSpinBox, QToolButton,
-                               QVBoxLayout, QWidget, QWidgetAction)
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+    QWidgetAction,
+)
 
 from ..analysis.beats import BeatGrid, estimate_beats
 from ..analysis.practice import CLICK_STEM, LoopTrainer, click_track, count_in

@@ -11,6 +11,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 from ..audio.spectrogram import DisplaySpectrogram
+from ..progress import format_time
 from . import theme
 from .strips import MasterStrip, StemStrip, _StripBase
 
@@ -258,10 +259,6 @@ class SpectrogramLane(QWidget):
             self.seek_requested.emit(seconds)
 
 
-def _time_label(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-
-
 class TimeRuler(QWidget):
     """The time axis under the lanes, aligned with the spectrograms."""
 
@@ -274,7 +271,7 @@ class TimeRuler(QWidget):
         self.plot = Canvas("bottom", background=theme.BG)
         self.plot.setFixedHeight(24)
         self.plot.axis.setStyle(tickLength=4)
-        self.plot.axis.tickStrings = lambda values, scale, spacing: [_time_label(v) for v in values]
+        self.plot.axis.tickStrings = lambda values, scale, spacing: [format_time(v) for v in values]
         self.plot.set_ranges((0, max(duration, 1e-3)), (0, 1))
         layout.addWidget(self.plot, 1)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...audio.io import SAMPLE_RATE
 from . import bass as bass_gen
 from . import grooves, parts
 from .pop909 import Song, read_song, song_folders
@@ -30,7 +31,7 @@ from .production import master, produce_stem
 from .render import DRUM_KITS, Part
 from .theory import Note, scale_for, transpose
 
-SR = 44100
+SR = SAMPLE_RATE
 STEMS = ("vocals", "drums", "bass", "other")
 VOICE_PROGRAMS = (52, 53, 54, 85, 91)        # choir aahs, voice oohs, synth voice, lead voice, pad choir
 BRIDGE_PROGRAMS = (73, 71, 65, 66, 40, 56, 80, 81, 11, 22, 104, 68)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from ...audio.io import SAMPLE_RATE
+
 
 def _biquad(kind: str, f0: float, gain_db: float, q: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """RBJ cookbook peaking / low-shelf / high-shelf filter coefficients."""
@@ -85,7 +87,7 @@ def reverb(x: np.ndarray, rng: np.random.Generator, sr: int, rt60: float, wet: f
     return ((1 - wet) * x + wet * tail).astype(np.float32)
 
 
-def produce_stem(x: np.ndarray, stem: str, rng: np.random.Generator, sr: int = 44100) -> np.ndarray:
+def produce_stem(x: np.ndarray, stem: str, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     """EQ -> compression -> saturation -> reverb on one stem (n, 2); levels are set by the caller."""
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak < 1e-6:
@@ -105,7 +107,7 @@ def produce_stem(x: np.ndarray, stem: str, rng: np.random.Generator, sr: int = 4
     return y.astype(np.float32)
 
 
-def master(stems: dict[str, np.ndarray], rng: np.random.Generator, sr: int = 44100,
+def master(stems: dict[str, np.ndarray], rng: np.random.Generator, sr: int = SAMPLE_RATE,
            target_peak: float = 0.9) -> dict[str, np.ndarray]:
     """Bus compression + limiting + (sometimes) lo-fi, as operations common to all stems;
     returns the processed stems, whose sum is the processed mixture."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...audio.io import SAMPLE_RATE
 from .theory import Note
 
 SOUNDFONT_CANDIDATES = (
@@ -52,7 +53,7 @@ def fluidsynth_available() -> bool:
 class FluidRenderer:
     """One FluidSynth instance (soundfont loaded once) rendering stems one after another."""
 
-    def __init__(self, soundfont: str | None = None, sample_rate: int = 44100) -> None:
+    def __init__(self, soundfont: str | None = None, sample_rate: int = SAMPLE_RATE) -> None:
         import fluidsynth
 
         self.soundfont = soundfont or find_soundfonts()[0]
@@ -112,7 +113,7 @@ class NumpyRenderer:
     programs as decaying harmonic tones (brightness and envelope from the GM family), drums as
     filtered noise and pitch-swept sines. For tests and machines without FluidSynth."""
 
-    def __init__(self, sample_rate: int = 44100, seed: int = 0) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> None:
         self.sample_rate = sample_rate
         self.seed = seed
 
@@ -163,7 +164,7 @@ class NumpyRenderer:
         pass
 
 
-def make_renderer(kind: str = "auto", sample_rate: int = 44100, soundfont: str | None = None, seed: int = 0):
+def make_renderer(kind: str = "auto", sample_rate: int = SAMPLE_RATE, soundfont: str | None = None, seed: int = 0):
     """``auto``: FluidSynth when the binding and a soundfont are installed, else numpy."""
     if kind == "fluidsynth" or (kind == "auto" and (soundfont or fluidsynth_available())):
         return FluidRenderer(soundfont, sample_rate)
