@@ -46,7 +46,7 @@ def test_queue_a_folder_with_a_corrupt_song_then_retry(qtbot, tmp_path, tiny_umx
     paths = _songs(album, n=4, corrupt_at=1)
     h.drop(album)  # a real drop of a folder: queued (recursive, audio only, stable order)
     ctl = w.library_ctl
-    assert ctl.dock.isVisible() and ctl.tabs.currentWidget() is ctl.queue_view
+    assert ctl.dock.isVisible() and ctl.queue_view.isVisible()
     q = ctl.runner.queue
     assert [i.path for i in q.items] == [str(p) for p in paths]
     assert w.page == "empty"  # the queue separates in the background: the window stays where it was
@@ -55,7 +55,8 @@ def test_queue_a_folder_with_a_corrupt_song_then_retry(qtbot, tmp_path, tiny_umx
     failed = q.items[1]
     assert "02 song 2.wav" in failed.error and "cannot decode" in failed.error and "\n" not in failed.error
     row = ctl.queue_view.rows[failed.id]
-    assert row.error.isVisible() and row.error.text() == failed.error
+    assert row.error.isVisible() and row.error.toolTip() == failed.error
+    assert row.error.text() == "02 song 2.wav" + failed.error[len(str(paths[1])):]  # the name, not the path
     assert row.retry.isVisible() and not ctl.queue_view.rows[q.items[0].id].retry.isVisible()
     assert "1 failed" in ctl.queue_view.summary.text()
     # the finished songs are in the cache: each opens instantly
@@ -167,10 +168,10 @@ def test_library_lists_searches_opens_reveals_and_deletes(qtbot, tmp_path, tiny_
     assert view.isVisible() and view.tree.topLevelItemCount() == 3
     titles = {view.tree.topLevelItem(k).text(0) for k in range(3)}
     assert titles == {p.stem for p in paths}  # no tags in these WAVs: the file name
-    missing = [view.tree.topLevelItem(k) for k in range(3) if view.tree.topLevelItem(k).text(6) == "missing"]
+    missing = [view.tree.topLevelItem(k) for k in range(3) if view.tree.topLevelItem(k).text(3) == "missing"]
     assert len(missing) == 1 and missing[0].text(0) == gone.stem
     first = view.tree.topLevelItem(0)
-    assert first.text(3) == "tiny" and first.text(4) == "2 stems" and first.text(2) == "0:02"
+    assert first.text(4) == "tiny" and first.text(5) == "2 stems" and first.text(2) == "0:02"
     # search
     view.search.setText("song 2")
     assert view.tree.topLevelItemCount() == 1 and view.tree.topLevelItem(0).text(0) == paths[1].stem
