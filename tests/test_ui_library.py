@@ -239,3 +239,37 @@ def test_add_to_queue_menu_and_bad_drops(qtbot, tmp_path, tiny_umx):
     assert w.last_notice[0] == "error" and "no audio files" in w.last_notice[1]
     assert len(w.library_ctl.runner.queue.items) == 2
     w.close()
+
+
+def test_pause_stops_the_running_song_and_the_open_song_goes_first(qtbot, tmp_path, tiny_umx):
+    h = Harness(qtbot, tmp_path, tiny_umx)
+    w = h.window
+    ctl = w.library_ctl
+    runner = ctl.runner
+    paths = _songs(tmp_path / "in", n=2, seconds=20.0)
+    ctl.queue_paths(paths)
+    first = runner.queue.items[0]
+    assert runner.running and first.state == "running"
+    qtbot.waitUntil(lambda: first.progress > 0.0, timeout=WAIT_MS)
+    task = runner.task
+    ctl.queue_view.pause_button.click()  # stops at once: the song waits again, first in line
+    assert task.cancel_event.is_set() and not runner.running
+    assert first.state == "pending" and first.progress == 0.0 and runner.queue.paused
+    assert ctl.queue_view.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: not task.running, timeout=WAIT_MS)
+    assert first.state == "pending"  # the cancelled job reported nothing back
+    # a song opened in the window is separated before the queue goes on
+    song = tmp_path / "open me.wav"
+    save_audio(song, make_song(2.0)["mixture"], subtype="FLOAT")
+    runner.set_paused(False)
+    assert runner.running
+    runner.set_paused(True)
+    w.open_song(song)
+    runner.queue.set_paused(False)
+    runner.pump()
+    assert w.sep_ctl.running and not runner.running
+    with qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        pass
+    qtbot.waitUntil(lambda: runner.running, timeout=WAIT_MS)  # and then the queue goes on by itself
+    runner.set_paused(True)
+    w.close()

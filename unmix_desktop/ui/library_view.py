@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -192,6 +192,8 @@ class LibraryController(QObject):
         self.view.delete_requested.connect(self.delete)
         self.view.refresh_requested.connect(self.rescan)
         self.runner.item_finished.connect(self._on_item_finished)
+        for signal in (window.sep_ctl.done, window.sep_ctl.failed, window.sep_ctl.cancelled):
+            signal.connect(lambda *_: QTimer.singleShot(0, self.runner.pump))
         self.dock.visibilityChanged.connect(lambda _: self._maybe_scan())
         if self.runner.queue.load_error:
             window.status_label.setText(self.runner.queue.load_error)

@@ -97,6 +97,8 @@ class QueueRunner(QObject):
         """Start the next pending song when nothing runs."""
         if self.task is not None:
             return
+        if self.w.sep_ctl.running:  # the song the listener asked for comes first; pumped again after it
+            return
         item = self.queue.next_pending()
         if item is None:
             if not self.queue.paused:
