@@ -238,6 +238,15 @@ def test_add_to_queue_menu_and_bad_drops(qtbot, tmp_path, tiny_umx):
     assert not w.handle_drop([str(empty)])
     assert w.last_notice[0] == "error" and "no audio files" in w.last_notice[1]
     assert len(w.library_ctl.runner.queue.items) == 2
+    # the Library shortcut shows the panel, and hides it when the library is in use
+    dock = w.library_ctl.dock
+    dock.hide()
+    w.actions_.show_library.trigger()
+    assert dock.isVisible()
+    w.library_ctl.view.search.setFocus()
+    qtbot.waitUntil(lambda: w.focusWidget() is w.library_ctl.view.search, timeout=2000)
+    w.actions_.show_library.trigger()
+    assert not dock.isVisible()
     w.close()
 
 

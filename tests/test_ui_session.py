@@ -250,9 +250,10 @@ def test_random_bytes_mp3_is_a_decode_failure(harness, tmp_path):
     assert str(bad) in message and "cannot decode" in message and "pipe" not in message
     assert w.status_label.text() == "Could not decode noise.mp3"
     assert w.notice.isVisible() and w.last_notice == ("error", message)
-    # a folder without songs is shown the same way (a folder with songs goes to the queue: issue 17)
-    (tmp_path / "no songs").mkdir()
-    harness.drop(tmp_path / "no songs")
+    # a folder without songs is shown the same way (a folder with songs goes to the queue)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    harness.drop(empty)
     assert w.notice.isVisible() and w.last_notice[0] == "error" and "is a folder" in w.last_notice[1]
 
 

@@ -58,7 +58,7 @@ class WindowActions:
         self.add_to_queue = self._action("Add to &Queue…", lib.choose_queue_files, "Ctrl+Shift+O", file_menu,
                                          "Separate several songs one after another in the background")
         self.show_queue = self._action("Show Q&ueue", lib.show_queue, "Ctrl+Shift+U", file_menu)
-        self.show_library = self._action("&Library", lib.show_library, "Ctrl+L", file_menu,
+        self.show_library = self._action("&Library", lib.toggle_library, "Ctrl+L", file_menu,
                                          "Every song separated before: search, open, delete")
         self.reseparate = self._action("&Separate Again", w.separate_again, "Ctrl+R", file_menu,
                                        "Separate the open song again with the current settings")

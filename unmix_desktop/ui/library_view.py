@@ -209,6 +209,14 @@ class LibraryController(QObject):
         self.dock.raise_()
         self._maybe_scan()  # (focus stays put: a focused search box would eat the one-key shortcuts)
 
+    def toggle_library(self) -> None:
+        """The menu/shortcut: show the library; hide the panel when the library is already in use."""
+        focus = self.w.focusWidget()
+        if self.dock.isVisible() and focus is not None and self.dock.isAncestorOf(focus):
+            self.dock.hide()
+        else:
+            self.show_library()
+
     def _maybe_scan(self) -> None:
         if self._dirty and self.dock.isVisible():
             self.rescan()
