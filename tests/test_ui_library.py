@@ -280,5 +280,9 @@ def test_pause_stops_the_running_song_and_the_open_song_goes_first(qtbot, tmp_pa
     with qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
         pass
     qtbot.waitUntil(lambda: runner.running, timeout=WAIT_MS)  # and then the queue goes on by itself
-    runner.set_paused(True)
-    w.close()
+    task = runner.task
+    w.close()  # closing stops the queue: the song at work is abandoned, the next one waits for a restart
+    assert task.cancel_event.is_set()
+    runner.pump()
+    assert runner.task is None or runner.task is task
+    assert json.loads((tmp_path / "queue.json").read_text())["items"][0]["state"] == "running"

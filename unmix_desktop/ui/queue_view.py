@@ -97,6 +97,8 @@ class QueueRunner(QObject):
         """Start the next pending song when nothing runs."""
         if self.task is not None:
             return
+        if getattr(self.w, "closed", False):  # the window closed: the rest waits for the next start
+            return
         if self.w.sep_ctl.running:  # the song the listener asked for comes first; pumped again after it
             return
         item = self.queue.next_pending()
