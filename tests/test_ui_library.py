@@ -46,7 +46,7 @@ def test_queue_a_folder_with_a_corrupt_song_then_retry(qtbot, tmp_path, tiny_umx
     paths = _songs(album, n=4, corrupt_at=1)
     h.drop(album)  # a real drop of a folder: queued (recursive, audio only, stable order)
     ctl = w.library_ctl
-    assert ctl.dock.isVisible() and ctl.tabs.currentWidget() is ctl.queue_view
+    assert ctl.dock.isVisible() and ctl.queue_view.isVisible()
     q = ctl.runner.queue
     assert [i.path for i in q.items] == [str(p) for p in paths]
     assert w.page == "empty"  # the queue separates in the background: the window stays where it was
@@ -55,7 +55,8 @@ def test_queue_a_folder_with_a_corrupt_song_then_retry(qtbot, tmp_path, tiny_umx
     failed = q.items[1]
     assert "02 song 2.wav" in failed.error and "cannot decode" in failed.error and "\n" not in failed.error
     row = ctl.queue_view.rows[failed.id]
-    assert row.error.isVisible() and row.error.text() == failed.error
+    assert row.error.isVisible() and row.error.toolTip() == failed.error
+    assert row.error.text() == "02 song 2.wav" + failed.error[len(str(paths[1])):]  # the name, not the path
     assert row.retry.isVisible() and not ctl.queue_view.rows[q.items[0].id].retry.isVisible()
     assert "1 failed" in ctl.queue_view.summary.text()
     # the finished songs are in the cache: each opens instantly
@@ -168,10 +169,10 @@ def test_library_lists_searches_opens_reveals_and_deletes(qtbot, tmp_path, tiny_
     assert view.isVisible() and view.tree.topLevelItemCount() == 3
     titles = {view.tree.topLevelItem(k).text(0) for k in range(3)}
     assert titles == {p.stem for p in paths}  # no tags in these WAVs: the file name
-    missing = [view.tree.topLevelItem(k) for k in range(3) if view.tree.topLevelItem(k).text(6) == "missing"]
+    missing = [view.tree.topLevelItem(k) for k in range(3) if view.tree.topLevelItem(k).text(3) == "missing"]
     assert len(missing) == 1 and missing[0].text(0) == gone.stem
     first = view.tree.topLevelItem(0)
-    assert first.text(3) == "tiny" and first.text(4) == "2 stems" and first.text(2) == "0:02"
+    assert first.text(4) == "tiny" and first.text(5) == "2 stems" and first.text(2) == "0:02"
     # search
     view.search.setText("song 2")
     assert view.tree.topLevelItemCount() == 1 and view.tree.topLevelItem(0).text(0) == paths[1].stem
@@ -238,4 +239,51 @@ def test_add_to_queue_menu_and_bad_drops(qtbot, tmp_path, tiny_umx):
     assert not w.handle_drop([str(empty)])
     assert w.last_notice[0] == "error" and "no audio files" in w.last_notice[1]
     assert len(w.library_ctl.runner.queue.items) == 2
+    # the Library shortcut shows the panel, and hides it when the library is in use
+    dock = w.library_ctl.dock
+    dock.hide()
+    w.actions_.show_library.trigger()
+    assert dock.isVisible()
+    w.library_ctl.view.search.setFocus()
+    qtbot.waitUntil(lambda: w.focusWidget() is w.library_ctl.view.search, timeout=2000)
+    w.actions_.show_library.trigger()
+    assert not dock.isVisible()
     w.close()
+
+
+def test_pause_stops_the_running_song_and_the_open_song_goes_first(qtbot, tmp_path, tiny_umx):
+    h = Harness(qtbot, tmp_path, tiny_umx)
+    w = h.window
+    ctl = w.library_ctl
+    runner = ctl.runner
+    paths = _songs(tmp_path / "in", n=2, seconds=20.0)
+    ctl.queue_paths(paths)
+    first = runner.queue.items[0]
+    assert runner.running and first.state == "running"
+    qtbot.waitUntil(lambda: first.progress > 0.0, timeout=WAIT_MS)
+    task = runner.task
+    ctl.queue_view.pause_button.click()  # stops at once: the song waits again, first in line
+    assert task.cancel_event.is_set() and not runner.running
+    assert first.state == "pending" and first.progress == 0.0 and runner.queue.paused
+    assert ctl.queue_view.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: not task.running, timeout=WAIT_MS)
+    assert first.state == "pending"  # the cancelled job reported nothing back
+    # a song opened in the window is separated before the queue goes on
+    song = tmp_path / "open me.wav"
+    save_audio(song, make_song(2.0)["mixture"], subtype="FLOAT")
+    runner.set_paused(False)
+    assert runner.running
+    runner.set_paused(True)
+    w.open_song(song)
+    runner.queue.set_paused(False)
+    runner.pump()
+    assert w.sep_ctl.running and not runner.running
+    with qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        pass
+    qtbot.waitUntil(lambda: runner.running, timeout=WAIT_MS)  # and then the queue goes on by itself
+    task = runner.task
+    w.close()  # closing stops the queue: the song at work is abandoned, the next one waits for a restart
+    assert task.cancel_event.is_set()
+    runner.pump()
+    assert runner.task is None or runner.task is task
+    assert json.loads((tmp_path / "queue.json").read_text())["items"][0]["state"] == "running"

@@ -1,6 +1,6 @@
 """The library in the window: :class:`LibraryView` (search, sort, the list of separated songs) and
-:class:`LibraryController`, which puts the queue and the library in one side panel (a dock with
-two tabs), scans the index in a worker, opens an entry from the cache, reveals its file and
+:class:`LibraryController`, which puts the queue and the library in one side panel (a dock:
+the queue above, the library below), scans the index in a worker, opens an entry from the cache, reveals its file and
 deletes an entry (its cache and session only, never the song).
 
 The index is :class:`~unmix_desktop.library.index.LibraryIndex` (Qt-free).
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QTabWidget,
+    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -39,11 +39,24 @@ from .queue_view import QueueRunner, QueueView
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-COLUMNS = ("Title", "Artist", "Length", "Model", "Stems", "Separated", "File")
+COLUMNS = ("Title", "Artist", "Length", "File", "Model", "Stems", "Separated")
 
 
 def format_date(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
+    return time.strftime("%Y-%m-%d", time.localtime(t)) if t else ""
+
+
+def _titled(title: str, widget: QWidget) -> QWidget:
+    box = QWidget()
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(0, 4, 0, 0)
+    lay.setSpacing(0)
+    label = QLabel(title)
+    label.setObjectName("sectionTitle")
+    label.setStyleSheet("font-weight: 600; padding-left: 6px;")
+    lay.addWidget(label)
+    lay.addWidget(widget, 1)
+    return box
 
 
 class LibraryView(QWidget):
@@ -79,12 +92,8 @@ class LibraryView(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemDoubleClicked.connect(lambda *_: self._emit(self.open_requested))
         self.tree.itemSelectionChanged.connect(self._update_buttons)
-        self.tree.setColumnWidth(0, 170)
-        self.tree.setColumnWidth(1, 100)
-        self.tree.setColumnWidth(2, 52)
-        self.tree.setColumnWidth(3, 70)
-        self.tree.setColumnWidth(4, 70)
-        self.tree.setColumnWidth(5, 118)
+        for column, width in enumerate((132, 92, 54, 112, 50, 58, 84)):
+            self.tree.setColumnWidth(column, width)
         lay.addWidget(self.tree, 1)
         self.status = QLabel("")
         self.status.setObjectName("dim")
@@ -127,15 +136,20 @@ class LibraryView(QWidget):
         self.tree.clear()
         for e in self.shown:
             stems = ", ".join(theme.stem_label(n).lower() for n in e.stems)
-            item = QTreeWidgetItem([e.title, e.artist, jobs.format_time(e.duration), e.model,
-                                    f"{len(e.stems)} stems", format_date(e.date),
-                                    "missing" if e.missing else e.source.name])
+            item = QTreeWidgetItem([e.title, e.artist, jobs.format_time(e.duration),
+                                    "missing" if e.missing else e.source.name, e.model,
+                                    f"{len(e.stems)} stems", format_date(e.date)])
             item.setToolTip(0, str(e.source))
-            item.setToolTip(4, stems)
-            item.setToolTip(6, f"{e.source} (the file is no longer there; the stems still open)"
+            item.setToolTip(6, time.strftime("%Y-%m-%d %H:%M", time.localtime(e.date)) if e.date else "")
+            item.setToolTip(5, stems)
+            item.setToolTip(3, f"{e.source} (the file is no longer there; the stems still open)"
                             if e.missing else str(e.source))
-            if e.missing:
-                item.setForeground(6, self.palette().placeholderText())
+            if e.missing:  # shown as such, not as an error: the stems still open
+                for column in range(len(COLUMNS)):
+                    item.setForeground(column, self.palette().placeholderText())
+                font = item.font(3)
+                font.setItalic(True)
+                item.setFont(3, font)
             self.tree.addTopLevelItem(item)
             if keep is not None and e.keys == keep.keys:
                 self.tree.setCurrentItem(item)
@@ -158,13 +172,16 @@ class LibraryController(QObject):
         self.runner = QueueRunner(window, queue_path)
         self.queue_view = QueueView(self.runner)
         self.view = LibraryView(self.index)
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.queue_view, "Queue")
-        self.tabs.addTab(self.view, "Library")
+        self.splitter = QSplitter(Qt.Orientation.Vertical)  # the queue above, the library below
+        self.splitter.addWidget(_titled("Queue", self.queue_view))
+        self.splitter.addWidget(_titled("Library", self.view))
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
         self.dock = QDockWidget("Songs", window)
         self.dock.setObjectName("libraryDock")
-        self.dock.setWidget(self.tabs)
-        self.dock.setMinimumWidth(380)
+        self.dock.setWidget(self.splitter)
+        self.dock.setMinimumWidth(460)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
         self.scan_task = None
@@ -175,7 +192,8 @@ class LibraryController(QObject):
         self.view.delete_requested.connect(self.delete)
         self.view.refresh_requested.connect(self.rescan)
         self.runner.item_finished.connect(self._on_item_finished)
-        self.tabs.currentChanged.connect(lambda _: self._maybe_scan())
+        for signal in (window.sep_ctl.done, window.sep_ctl.failed, window.sep_ctl.cancelled):
+            signal.connect(lambda *_: QTimer.singleShot(0, self.runner.pump))
         self.dock.visibilityChanged.connect(lambda _: self._maybe_scan())
         if self.runner.queue.load_error:
             window.status_label.setText(self.runner.queue.load_error)
@@ -184,23 +202,23 @@ class LibraryController(QObject):
     def show_queue(self) -> None:
         self.dock.show()
         self.dock.raise_()
-        self.tabs.setCurrentWidget(self.queue_view)
 
     def show_library(self) -> None:
+        self._dirty = True  # songs may have moved since the last look
         self.dock.show()
         self.dock.raise_()
-        self.tabs.setCurrentWidget(self.view)
-        self._maybe_scan()
-        self.view.search.setFocus()
+        self._maybe_scan()  # (focus stays put: a focused search box would eat the one-key shortcuts)
 
     def toggle_library(self) -> None:
-        if self.dock.isVisible() and self.tabs.currentWidget() is self.view:
+        """The menu/shortcut: show the library; hide the panel when the library is already in use."""
+        focus = self.w.focusWidget()
+        if self.dock.isVisible() and focus is not None and self.dock.isAncestorOf(focus):
             self.dock.hide()
         else:
             self.show_library()
 
     def _maybe_scan(self) -> None:
-        if self._dirty and self.dock.isVisible() and self.tabs.currentWidget() is self.view:
+        if self._dirty and self.dock.isVisible():
             self.rescan()
 
     def rescan(self):

@@ -320,7 +320,11 @@ class MainWindow(QMainWindow):
         task = Task(job, name, alive(on_progress), alive(on_done), alive(on_error), alive(on_cancel))
         self.tasks.add(task)
         task.finished.connect(lambda: self.tasks.discard(task))
-        return task.start()
+        task.start()
+        if getattr(self, "closed", False):  # nobody is left to hear its outcome
+            self.tasks.discard(task)
+            task.abandon()
+        return task
 
     def preload_model(self) -> Task | None:
         """Load the current model in the background while the window is idle, so that the first
@@ -625,6 +629,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         """Closes at once: running jobs are cancelled and abandoned (their threads finish cancelling
         on their own, see :meth:`.worker.Task.abandon`), the session is saved, the device released."""
+        self.closed = True  # a job started later (a timer, the queue) is abandoned at once
         self.settings.geometry = self.saveGeometry()
         self.settings.sync()
         self.save_session()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -97,6 +97,10 @@ class QueueRunner(QObject):
         """Start the next pending song when nothing runs."""
         if self.task is not None:
             return
+        if getattr(self.w, "closed", False):  # the window closed: the rest waits for the next start
+            return
+        if self.w.sep_ctl.running:  # the song the listener asked for comes first; pumped again after it
+            return
         item = self.queue.next_pending()
         if item is None:
             if not self.queue.paused:
@@ -163,6 +167,8 @@ class QueueRow(QWidget):
         self.state.setObjectName("dim")
         top.addWidget(self.state)
         self.retry = QPushButton("Retry")
+        self.retry.setFixedHeight(24)
+        self.retry.setStyleSheet("padding: 0px 10px;")
         self.retry.setToolTip("Separate this song again")
         self.retry.clicked.connect(lambda: runner.retry(item_id))
         top.addWidget(self.retry)
@@ -175,6 +181,8 @@ class QueueRow(QWidget):
             b.setText(text)
             b.setToolTip(tip)
             b.setAutoRaise(True)
+            b.setFixedSize(26, 24)
+            b.setStyleSheet("padding: 0px;")
             b.clicked.connect(slot)
             top.addWidget(b)
             self.buttons[key] = b
@@ -184,10 +192,9 @@ class QueueRow(QWidget):
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(5)
         lay.addWidget(self.bar)
-        self.error = QLabel("")
+        self.error = ElidedLabel("")  # the one-line reason; the whole line in the tooltip
         self.error.setObjectName("errorText")
         self.error.setStyleSheet("color: #ff7a7a;")
-        self.error.setWordWrap(True)
         lay.addWidget(self.error)
 
     def show_item(self, item: QueueItem) -> None:
@@ -198,8 +205,11 @@ class QueueRow(QWidget):
         self.bar.setValue(round(item.progress * 1000))
         self.bar.setVisible(item.state in ("running", "pending"))
         self.retry.setVisible(item.state == "failed")
-        self.error.setText(item.error or "")
-        self.error.setVisible(bool(item.error))
+        error = item.error or ""
+        if error.startswith(item.path):  # "PATH: reason": the name is enough here (the path is the tooltip)
+            error = item.name + error[len(item.path):]
+        self.error.setText(error)
+        self.error.setVisible(bool(error))
         self.error.setToolTip(item.error or "")
 
 
@@ -232,6 +242,8 @@ class QueueView(QWidget):
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.list.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.model().rowsMoved.connect(lambda *a: QTimer.singleShot(0, self._sync_order))
         lay.addWidget(self.list, 1)
         self.empty_hint = QLabel("Drop several songs or a folder on the window to separate them one after "
@@ -241,6 +253,7 @@ class QueueView(QWidget):
         lay.addWidget(self.empty_hint)
         self.rows: dict[int, QueueRow] = {}
         self._ids: list[int] = []
+        self._running_id: int | None = None
         runner.changed.connect(self.refresh)
         self.refresh()
 
@@ -272,8 +285,13 @@ class QueueView(QWidget):
             row.buttons["up"].setEnabled(k > 0)
             row.buttons["down"].setEnabled(k < len(q.items) - 1)
             li = self.list.item(k)
-            if li.sizeHint() != row.sizeHint():
-                li.setSizeHint(row.sizeHint())
+            hint = QSize(0, row.sizeHint().height() + 4)  # the row is as wide as the list, never wider
+            if li.sizeHint() != hint:
+                li.setSizeHint(hint)
+        running = q.running()
+        if running is not None and running.id != self._running_id:  # keep the song at work in sight
+            self.list.scrollToItem(self.list.item(q.index(running.id)))
+        self._running_id = running.id if running is not None else None
         self.summary.setText(q.summary() if q.items else "The queue is empty")
         self.pause_button.setText("Resume" if q.paused else "Pause")
         self.empty_hint.setVisible(not q.items)
