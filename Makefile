@@ -10,7 +10,7 @@ APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x
 # Training only (synthetic corpus, `unmix make-corpus`): FluidSynth and a General MIDI soundfont.
 TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
 
-.PHONY: all setup system-deps training-deps run test test-slow bench clean
+.PHONY: all setup system-deps training-deps run test lint test-slow bench clean
 
 all: setup
 
@@ -47,8 +47,12 @@ setup: system-deps $(STAMP)
 run: setup
 	$(BIN)/unmix-desktop $(ARGS)
 
-test: setup training-deps
+test: setup training-deps lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff (rules in pyproject.toml) over the package, tests, benchmarks, studies and packaging scripts.
+lint: setup
+	$(BIN)/ruff check .
 
 test-slow: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)

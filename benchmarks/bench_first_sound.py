@@ -38,17 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import make_song
+from conftest import make_song  # noqa: E402
 
-from unmix_desktop.audio.io import save_audio
-from unmix_desktop.audio.player import StemPlayer
-from unmix_desktop.separation.pipeline import (
+from unmix_desktop.audio.io import save_audio  # noqa: E402
+from unmix_desktop.audio.player import StemPlayer  # noqa: E402
+from unmix_desktop.separation.pipeline import (  # noqa: E402
     ModelProvider,
     Pipeline,
     SongRequest,
     worker_threads,
 )
-from unmix_desktop.separation.registry import default_model_name
+from unmix_desktop.separation.registry import default_model_name  # noqa: E402
 
 SINK = Path("/work/wt/shared/tools/paced_sink.py")
 
@@ -82,7 +82,7 @@ def inproc(path: Path, model: str, provider: ModelProvider, full: bool) -> dict:
         try:
             box["result"] = Pipeline(provider, None, threads=worker_threads()).run(
                 SongRequest(path, model, use_cache=False), report, cancel, live=live)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is reported in the table
             box["error"] = repr(exc)
         finally:
             marks["end"] = time.perf_counter() - t0
@@ -162,7 +162,8 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(f"\nmodel {model} (loaded in {load_s:.2f} s), torch threads {worker_threads()}, {os.cpu_count()} cores")
-    print(f"{'song':>6} {'decode s':>9} {'1st window s':>13} {'to sound s':>11} {'full sep s':>11} {'CLI to sound s':>15}")
+    print(f"{'song':>6} {'decode s':>9} {'1st window s':>13} {'to sound s':>11} {'full sep s':>11} "
+          f"{'CLI to sound s':>15}")
     for r in rows:
         full = r.get("full_separation_s")
         cli_s = r.get("cli_to_sound_s")

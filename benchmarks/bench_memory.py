@@ -102,14 +102,17 @@ def main() -> None:
     growth = {}
     for label in sorted({r["label"] for r in results}):
         for stems in (2, 4):
-            pts = sorted((r["minutes"], r["peak_rss_mib"]) for r in results if r["label"] == label and r["stems"] == stems)
+            pts = sorted((r["minutes"], r["peak_rss_mib"]) for r in results
+                         if r["label"] == label and r["stems"] == stems)
             if len(pts) >= 2:
                 slope = (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
                 growth[f"{label}/{stems}"] = round(slope, 1)
-                print(f"{label} {stems} stems: {slope:+.1f} MiB per minute of song ({pts[0][0]:g} -> {pts[-1][0]:g} min)")
+                print(f"{label} {stems} stems: {slope:+.1f} MiB per minute of song "
+                      f"({pts[0][0]:g} -> {pts[-1][0]:g} min)")
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),
-                                    "command": "unmix separate SONG --out DIR [--stems 4] -q (default model and settings)",
+                                    "command": "unmix separate SONG --out DIR [--stems 4] -q "
+                                               "(default model and settings)",
                                     "results": results, "growth_mib_per_min": growth}, indent=2) + "\n")
     print(f"wrote {out_json}")
 

@@ -91,7 +91,8 @@ def main() -> None:
             scores[rate] = med
             written[rate] = stems
             result[str(rate)] = {"input_frames": int(mix.shape[0]), "stem_rate": int(written_rate),
-                                 "stem_frames": lengths, "same_length": all(n == mix.shape[0] for n in lengths.values()),
+                                 "stem_frames": lengths,
+                                 "same_length": all(n == mix.shape[0] for n in lengths.values()),
                                  "separate_s": round(elapsed, 2),
                                  "scores": {t: {m: round(v, 4) for m, v in ms.items()} for t, ms in med.items()}}
             print(f"{rate} Hz: stems at {written_rate} Hz, {lengths} frames (input {mix.shape[0]}), "

@@ -84,7 +84,8 @@ def main() -> int:
         report["synthetic_test"] = {
             "corpus": str(args.corpus), "excerpts": len(folders),
             "median_over_excerpts": {m: {s: round(nanmedian(v), 2) for s, v in d.items()} for m, d in per.items()},
-            "mean_over_excerpts": {m: {s: round(float(np.nanmean(v)), 2) for s, v in d.items()} for m, d in per.items()},
+            "mean_over_excerpts": {m: {s: round(float(np.nanmean(v)), 2) for s, v in d.items()}
+                                   for m, d in per.items()},
             "learned_split_s_per_excerpt": round(t_learned / max(len(folders), 1), 2)}
     if DEV.is_dir():
         stems = {k: load_audio(DEV / f"{k}.flac") for k in ("mixture", "vocals", "accompaniment", "bass_drums",

@@ -43,7 +43,8 @@ def main() -> int:
             key = f"{renderer}{'' if produce else '_no_production'}"
             results[key] = {k: s[k] for k in ("audio_s_rendered_now", "cpu_s", "wall_s", "audio_s_per_cpu_s")}
             print(f"{key:28s} {s['audio_s_per_cpu_s']:6.1f} s of audio per CPU second "
-                  f"({s['audio_s_rendered_now']:.0f} s in {s['cpu_s']:.1f} CPU s, {s['wall_s']:.1f} s wall)", flush=True)
+                  f"({s['audio_s_rendered_now']:.0f} s in {s['cpu_s']:.1f} CPU s, {s['wall_s']:.1f} s wall)",
+                  flush=True)
     out = ROOT / "benchmarks" / "results" / "synth_render.json"
     out.write_text(json.dumps({"excerpts": args.excerpts, "duration_s": args.duration, "machine": platform.platform(),
                                "results": results}, indent=2) + "\n")

@@ -182,21 +182,24 @@ def main() -> int:
 
     print(f"\n{DESCRIPTION}\nBSSEval v4 SDR / SIR / SAR (dB), dev song, 30 s")
     rows = [("oracle IRM2 (2 groups, true stems)", report["oracle_irm2_two_groups"])]
-    for key, label in (("true_accompaniment", "true accompaniment"), ("spleeter_accompaniment", "Spleeter accompaniment")):
+    for key, label in (("true_accompaniment", "true accompaniment"),
+                       ("spleeter_accompaniment", "Spleeter accompaniment")):
         if key in report and "hpss" in report[key]:
             rows.append((f"HPSS split of {label}", report[key]["hpss"]))
             rows.append((f"half/half of {label}", report[key]["trivial_half"]))
     print(f"{'input / method':<42} {'drums+bass vs bass_drums':>26} {'other vs guitar+piano':>24}")
     for label, s in rows:
         a, b = s["bass_drums"], s["melodic"]
-        print(f"{label:<42} {a['SDR']:7.2f} {a['SIR']:7.2f} {a['SAR']:7.2f}   {b['SDR']:7.2f} {b['SIR']:7.2f} {b['SAR']:7.2f}")
+        print(f"{label:<42} {a['SDR']:7.2f} {a['SIR']:7.2f} {a['SAR']:7.2f}   "
+              f"{b['SDR']:7.2f} {b['SIR']:7.2f} {b['SAR']:7.2f}")
     if "spleeter_accompaniment" in report and "separation" in report["spleeter_accompaniment"]:
         sc = report["spleeter_accompaniment"]["separation"]["scores"]
         print(f"(Spleeter 2-stems itself: vocals SDR {sc['vocals']['SDR']:.2f}, accompaniment SDR "
               f"{sc['accompaniment']['SDR']:.2f})")
     if "memory" in report:
         m = report["memory"]
-        print(f"{m['minutes']:.0f}-min input: {m['seconds']:.1f} s (1 thread); memory grew by {m['peak_growth_mb']:.0f} MB "
+        print(f"{m['minutes']:.0f}-min input: {m['seconds']:.1f} s (1 thread); "
+              f"memory grew by {m['peak_growth_mb']:.0f} MB "
               f"at peak = the 3 output stems ({m['outputs_mb']:.0f} MB) + {m['working_mb_beyond_outputs']:.0f} MB "
               f"working memory")
     OUT.parent.mkdir(parents=True, exist_ok=True)

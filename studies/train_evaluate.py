@@ -155,7 +155,8 @@ def main() -> int:
             log("blend: vocals = a*ours + (1-a)*spleeter")
             results["blend_dev"] = _section("blend", methods, dev, log)
             save()
-            results[f"blend_mir_step{args.blend_step}"] = _section("blend", methods, folders_tracks(folders, args.blend_step), log)
+            results[f"blend_mir_step{args.blend_step}"] = _section("blend", methods,
+                                                                    folders_tracks(folders, args.blend_step), log)
             save()
     log(json.dumps({k: v.get("median") for k, v in results.items() if isinstance(v, dict) and "median" in v}, indent=1))
     return 0

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import make_song
+
 from unmix_desktop import outputs
 from unmix_desktop.audio.io import load_audio, save_audio
 from unmix_desktop.cli import main
@@ -476,7 +476,8 @@ def test_unwritable_data_dir_and_home(tmp_path, wav, model_dir):
     # installing a model does: one line naming the folder
     r = unmix("models", "--import", pth, "--name", "mine", env_extra=bad_data)
     (line,) = errors(r.stderr)
-    assert r.returncode == 2 and line.startswith(f"unmix: error: {blocker / 'data'}") and line.endswith(": Not a directory")
+    assert (r.returncode == 2 and line.startswith(f"unmix: error: {blocker / 'data'}")
+            and line.endswith(": Not a directory"))
     # the same with an unwritable home and no override
     home = {"HOME": str(blocker), "UNMIX_DATA_DIR": None, "XDG_DATA_HOME": None}
     r = unmix("separate", song, "--out", tmp_path / "o2", "--model-file", model_dir, "-q", env_extra=home)
@@ -487,8 +488,10 @@ def test_unwritable_data_dir_and_home(tmp_path, wav, model_dir):
 
 # -- bad option values: one line, exit 2 -----------------------------------------------------------
 @pytest.mark.parametrize("argv, message", [
-    (["separate", "a.wav", "--out", "o", "--window", "nan"], "argument --window: must be a finite number > 0, got 'nan'"),
-    (["separate", "a.wav", "--out", "o", "--window", "inf"], "argument --window: must be a finite number > 0, got 'inf'"),
+    (["separate", "a.wav", "--out", "o", "--window", "nan"],
+     "argument --window: must be a finite number > 0, got 'nan'"),
+    (["separate", "a.wav", "--out", "o", "--window", "inf"],
+     "argument --window: must be a finite number > 0, got 'inf'"),
     (["separate", "a.wav", "--out", "o", "--window", "-3"], "argument --window: must be a finite number > 0, got '-3'"),
     (["separate", "a.wav", "--out", "o", "--power", "nan"], "argument --power: must be a finite number > 0"),
     (["separate", "a.wav", "--out", "o", "--logit", "inf"], "argument --logit: must be a finite number"),

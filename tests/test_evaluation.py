@@ -93,7 +93,8 @@ def test_half_mixture_estimate_scores_3db(pair):
     mono = {k: np.repeat(v[:, :1] / v[:, 0].std() * 0.1, 2, axis=1) for k, v in pair.items()}  # dual mono, equal energy
     mix = mono["vocals"] + mono["accompaniment"]
     med = bsseval(mono, {"vocals": mix / 2, "accompaniment": mix / 2}).medians
-    expected = 10 * np.log10(np.sum(mono["vocals"] ** 2) / np.sum((mono["accompaniment"] / 2 - mono["vocals"] / 2) ** 2))
+    expected = 10 * np.log10(np.sum(mono["vocals"] ** 2)
+                             / np.sum((mono["accompaniment"] / 2 - mono["vocals"] / 2) ** 2))
     assert med["vocals"]["SDR"] == pytest.approx(expected, abs=0.3)
     assert med["vocals"]["SDR"] == pytest.approx(3.0, abs=0.5)
     # (dual-mono references, the MIR-1K case) the estimate is 0.5 v (a gain: ISR = 20 log10 2)

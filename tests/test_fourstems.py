@@ -45,8 +45,10 @@ def components(seconds=4.0, seed=0):
 def test_median_filter_equals_scipy():
     S = np.abs(np.random.default_rng(1).standard_normal((200, 300))).astype(np.float32)
     for k in (3, 17, 31):
-        np.testing.assert_array_equal(median_filter(S, k, axis=1), scipy.ndimage.median_filter(S, size=(1, k), mode="reflect"))
-        np.testing.assert_array_equal(median_filter(S, k, axis=0), scipy.ndimage.median_filter(S, size=(k, 1), mode="reflect"))
+        np.testing.assert_array_equal(median_filter(S, k, axis=1),
+                                      scipy.ndimage.median_filter(S, size=(1, k), mode="reflect"))
+        np.testing.assert_array_equal(median_filter(S, k, axis=0),
+                                      scipy.ndimage.median_filter(S, size=(k, 1), mode="reflect"))
 
 
 def test_split_sums_to_accompaniment_and_four_stems_to_mixture():
@@ -126,6 +128,7 @@ def test_streamed_four_stems_equal_the_in_memory_split(tiny_umx, seconds):
     """Window by window from the separator's stream (file source, windows of both stages cut at
     different places) == four_stems(separate(whole array)), and the four stems sum to the song."""
     from conftest import make_song
+
     from unmix_desktop.audio.stream import ArraySource
     from unmix_desktop.separation.fourstems import stream_four_stems
     from unmix_desktop.separation.separator import Separator

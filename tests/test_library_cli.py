@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import make_song
+
 from unmix_desktop import outputs
 from unmix_desktop.audio.io import audio_files, load_audio
 from unmix_desktop.audio.stream import resample_blocks, target_frames

@@ -126,7 +126,8 @@ def test_scorer_with_generated_voices():
         return scorer.score(), scorer.line_scores(lines), scorer
 
     def near(t):  # a singer gliding around the tune: vibrato and slow drift within ~35 cents
-        return tune_f0(t, vibrato=0.0) * 2 ** ((0.2 * np.sin(2 * np.pi * 5 * t) + 0.1 * np.sin(2 * np.pi * 0.3 * t)) / 12)
+        return tune_f0(t, vibrato=0.0) * 2 ** ((0.2 * np.sin(2 * np.pi * 5 * t)
+                                                + 0.1 * np.sin(2 * np.pi * 0.3 * t)) / 12)
 
     good, good_lines, scorer = score(near)
     assert good > 0.9 and all(s > 0.85 for s in good_lines) and scorer.scored_frames() > 300
@@ -200,7 +201,8 @@ def test_cli_melody_from_stems_folder_and_errors(tmp_path):
     assert cache_path(folder).is_file()
 
     r = unmix("melody", str(tmp_path / "missing.wav"), "--out", str(out))
-    assert r.returncode == 2 and r.stderr.strip().startswith("unmix: error: ") and "missing.wav: file not found" in r.stderr
+    assert (r.returncode == 2 and r.stderr.strip().startswith("unmix: error: ")
+            and "missing.wav: file not found" in r.stderr)
     assert "Traceback" not in r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()

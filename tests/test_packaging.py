@@ -52,7 +52,8 @@ def parse_exec(value: str) -> list[str]:
     unescaped, i = [], 0
     while i < len(value):  # string-value escapes first
         if value[i] == "\\" and i + 1 < len(value):
-            unescaped.append({"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}.get(value[i + 1], "\\" + value[i + 1]))
+            unescaped.append({"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+                             .get(value[i + 1], "\\" + value[i + 1]))
             i += 2
         else:
             unescaped.append(value[i])
@@ -196,7 +197,8 @@ def test_install_and_uninstall_desktop_with_an_awkward_exec_path(tmp_path):
     for path in _installed_files(data_home):
         assert path.is_file(), path
     for size in ICON_SIZES:
-        assert png_size(data_home / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "unmix-desktop.png") == (size, size)
+        assert png_size(data_home / "icons" / "hicolor" / f"{size}x{size}" / "apps"
+                        / "unmix-desktop.png") == (size, size)
     entry = read_entry(data_home / "applications" / "unmix-desktop.desktop")
     assert parse_exec(entry["Exec"]) == [str(exe), "%f"]
     assert entry["TryExec"].replace("\\\\", "\\") == str(exe)
@@ -332,7 +334,6 @@ def test_plain_wheel_install_has_the_bundled_model_and_icons(tmp_path):
 
     # the installed model's weights are intact: it separates a song
     import soundfile as sf
-
     from conftest import make_song
 
     sf.write(tmp_path / "song.wav", make_song(1.0)["mixture"] * 0.5, 44100, subtype="FLOAT")
@@ -422,8 +423,8 @@ def test_bundle_builds_and_separates(tmp_path):
 
 def _build_and_run_bundle(tmp_path: Path, dist: Path) -> None:
     import soundfile as sf
-
     from conftest import make_song
+
     from unmix_desktop import __version__
 
     start = time.monotonic()

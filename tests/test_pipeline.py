@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_song
+
 from unmix_desktop.audio.io import save_audio
 from unmix_desktop.cache import StemCache
 from unmix_desktop.errors import Cancelled

@@ -20,19 +20,19 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QEvent, QObject  # noqa: E402
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QVBoxLayout, QWidget  # noqa: E402
+from conftest import make_song
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QVBoxLayout, QWidget
 
-from conftest import make_song  # noqa: E402
-from unmix_desktop.audio.io import save_audio  # noqa: E402
-from unmix_desktop.audio.player import StemPlayer  # noqa: E402
-from unmix_desktop.cache import StemCache  # noqa: E402
-from unmix_desktop.ui.main_window import MainWindow  # noqa: E402
-from unmix_desktop.ui.settings import AppSettings  # noqa: E402
-from unmix_desktop.ui.strips import LevelMeter, MasterStrip, StemStrip  # noqa: E402
-from unmix_desktop.ui.theme import apply_theme, stem_colour  # noqa: E402
-from unmix_desktop.ui.tracks import SpectrogramLane  # noqa: E402
-from unmix_desktop.ui.transport import TransportBar  # noqa: E402
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.audio.player import StemPlayer
+from unmix_desktop.cache import StemCache
+from unmix_desktop.ui.main_window import MainWindow
+from unmix_desktop.ui.settings import AppSettings
+from unmix_desktop.ui.strips import LevelMeter, MasterStrip, StemStrip
+from unmix_desktop.ui.theme import apply_theme, stem_colour
+from unmix_desktop.ui.tracks import SpectrogramLane
+from unmix_desktop.ui.transport import TransportBar
 
 pytestmark = pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal from Python 3.12")
 
@@ -49,7 +49,7 @@ class PaintCounter(QObject):
         super().__init__()
         self.count = 0
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+    def eventFilter(self, obj, event) -> bool:
         if event.type() == QEvent.Type.Paint:
             self.count += 1
         return False

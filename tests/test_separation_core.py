@@ -11,7 +11,7 @@ import torch
 from unmix_desktop.errors import Cancelled, ModelError
 from unmix_desktop.separation import transforms
 from unmix_desktop.separation.bundle import load_bundle, save_bundle
-from unmix_desktop.separation.model import MultiTargetUMX, OpenUnmix, official_umxhq_shapes
+from unmix_desktop.separation.model import OpenUnmix, official_umxhq_shapes
 from unmix_desktop.separation.postprocess import logit_sharpen, postprocess, ratio_mask
 from unmix_desktop.separation.separator import SeparationSettings, Separator
 

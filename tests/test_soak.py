@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_song
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,9 +212,9 @@ def write_alsa_conf(path: Path, fifo: Path) -> None:
 
 @pytest.fixture
 def soak_env(tmp_path):
+    from unmix_desktop.audio.io import save_audio
     from unmix_desktop.separation.bundle import save_bundle
     from unmix_desktop.separation.model import MultiTargetUMX, OpenUnmix
-    from unmix_desktop.audio.io import save_audio
 
     env = dict(os.environ)
     for var, sub in (("UNMIX_DATA_DIR", "data"), ("UNMIX_CACHE_DIR", "cache"), ("UNMIX_CONFIG_DIR", "config")):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import make_song
+
 from unmix_desktop.audio.io import load_audio, save_audio
 from unmix_desktop.audio.stream import ArraySource, iter_windows, open_audio
 from unmix_desktop.errors import AudioError

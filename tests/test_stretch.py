@@ -19,8 +19,7 @@ import soundfile as sf
 from unmix_desktop.audio.export import export_mix, render_mix
 from unmix_desktop.audio.mixer import MixState
 from unmix_desktop.audio.player import StemPlayer
-from unmix_desktop.audio.stretch import (AudioRing, StretchError, pitch_scale, semitone_cents,
-                                         stretch_offline)
+from unmix_desktop.audio.stretch import AudioRing, StretchError, pitch_scale, semitone_cents, stretch_offline
 
 SR = 44100
 BLOCK = 512

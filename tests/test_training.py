@@ -132,7 +132,8 @@ def test_silence_aware_excerpts_avoid_silence():
 def test_cross_track_mixing_draws_other_tracks(mir):
     aug = replace(Augmentation.none(), mix_prob=1.0)
     ds = FixedSourcesTrackFolderDataset(mir, "train", "vocals", seq_duration=1.0, augmentation=aug, seed=3)
-    same = FixedSourcesTrackFolderDataset(mir, "train", "vocals", seq_duration=1.0, augmentation=Augmentation.none(), seed=3)
+    same = FixedSourcesTrackFolderDataset(mir, "train", "vocals", seq_duration=1.0,
+                                          augmentation=Augmentation.none(), seed=3)
     rng = np.random.default_rng(5)
     target, inter = ds._excerpts(0, rng)
     # the interferer is not the accompaniment of track 0 at the same position

@@ -20,18 +20,18 @@ import soundfile as sf
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from conftest import make_song
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
 
-from conftest import make_song  # noqa: E402
-from unmix_desktop.audio.io import load_audio, save_audio  # noqa: E402
-from unmix_desktop.audio.player import StemPlayer  # noqa: E402
-from unmix_desktop.cache import StemCache  # noqa: E402
-from unmix_desktop.ui.main_window import MainWindow  # noqa: E402
-from unmix_desktop.ui.settings import AppSettings  # noqa: E402
-from unmix_desktop.ui.strips import db_to_fader  # noqa: E402
-from unmix_desktop.ui.theme import apply_theme  # noqa: E402
+from unmix_desktop.audio.io import load_audio, save_audio
+from unmix_desktop.audio.player import StemPlayer
+from unmix_desktop.cache import StemCache
+from unmix_desktop.ui.main_window import MainWindow
+from unmix_desktop.ui.settings import AppSettings
+from unmix_desktop.ui.strips import db_to_fader
+from unmix_desktop.ui.theme import apply_theme
 
 SR = 44100
 WAIT_MS = 60_000  # generous: the test machine is shared

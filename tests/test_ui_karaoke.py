@@ -135,12 +135,15 @@ def test_no_lyrics_says_so_quietly(harness, song_path):
     # a small window keeps its lanes and transport: the melody lane, then the whole area, step aside
     area, lane = w.karaoke_ctl.area, w.melody_ctl.lane
     assert area.isVisible() and lane.isVisible()
-    w.resize(900, 600)
+    w.resize(1100, 680)
     harness.qtbot.waitUntil(lambda: not lane.isVisible(), timeout=2000)
     assert area.isVisible() and w.lyrics_ctl.pane.isVisible()
-    w.resize(640, 400)
+    w.resize(900, 600)
     harness.qtbot.waitUntil(lambda: not area.isVisible(), timeout=2000)
     assert w.song_page.transport.isVisible()
+    w.resize(640, 400)
+    harness.qtbot.wait(50)
+    assert not area.isVisible() and w.song_page.transport.isVisible()
     w.resize(1320, 820)
     harness.qtbot.waitUntil(lambda: area.isVisible() and lane.isVisible(), timeout=2000)
 

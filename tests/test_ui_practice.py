@@ -17,14 +17,14 @@ import soundfile as sf
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtGui import QKeySequence  # noqa: E402
+from conftest import make_song
+from PySide6.QtGui import QKeySequence
+from test_ui import WAIT_MS, Harness
 
-from conftest import make_song  # noqa: E402
-from test_ui import WAIT_MS, Harness  # noqa: E402
-from unmix_desktop.audio.io import save_audio  # noqa: E402
-from unmix_desktop.audio.player import StemPlayer  # noqa: E402
-from unmix_desktop.ui.dialogs import about_html  # noqa: E402
-from unmix_desktop.ui.strips import db_to_fader  # noqa: E402
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.audio.player import StemPlayer
+from unmix_desktop.ui.dialogs import about_html
+from unmix_desktop.ui.strips import db_to_fader
 
 SR = 44100
 BLOCK = 512

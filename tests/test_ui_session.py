@@ -13,16 +13,16 @@ import soundfile as sf
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
-from PySide6.QtGui import QAction, QKeySequence  # noqa: E402
-from PySide6.QtWidgets import QDialog, QFileDialog, QWidget  # noqa: E402
+from conftest import make_song
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
+from test_ui import WAIT_MS, Harness, _render
 
-from conftest import make_song  # noqa: E402
-from test_ui import WAIT_MS, Harness, _render  # noqa: E402
-from unmix_desktop.audio.io import save_audio  # noqa: E402
-from unmix_desktop.separation.separator import Separator  # noqa: E402
-from unmix_desktop.ui.dialogs import Preferences  # noqa: E402
-from unmix_desktop.ui.strips import db_to_fader  # noqa: E402
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.separation.separator import Separator
+from unmix_desktop.ui.dialogs import Preferences
+from unmix_desktop.ui.strips import db_to_fader
 
 SR = 44100
 

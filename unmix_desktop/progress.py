@@ -35,7 +35,8 @@ class ProgressBar:
         eta = elapsed / self.fraction * (1 - self.fraction) if self.fraction > 0 else 0.0
         filled = int(self.width * self.fraction)
         bar = "#" * filled + "-" * (self.width - filled)
-        line = f"\r{self.label} [{bar}] {self.fraction * 100:5.1f}%  {format_time(elapsed)} elapsed, ETA {format_time(eta)} {extra}"
+        line = (f"\r{self.label} [{bar}] {self.fraction * 100:5.1f}%  "
+                f"{format_time(elapsed)} elapsed, ETA {format_time(eta)} {extra}")
         if self.stream.isatty() or self.fraction >= 1.0 or self.fraction == 0.0:
             self.stream.write(line)
             self.stream.flush()

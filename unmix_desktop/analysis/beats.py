@@ -111,7 +111,8 @@ def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(a, np.float32)
 
 
-def onset_envelope(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def onset_envelope(audio: np.ndarray,
+                   sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """``(onset strength, below 120 Hz, below 500 Hz, frames per second)`` of ``audio``: the whole
     band places the beats; the kick/bass band finds downbeats; the body band (kick, snare body,
     bass, chords; no cymbals) decides the metrical level."""

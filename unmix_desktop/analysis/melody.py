@@ -288,7 +288,8 @@ def quantise_notes(contour: Contour, semitones: int = 0, median_s: float = 0.07,
             if p1 - p0 < min_frames:
                 continue
             pitch = int(round(float(np.median(smooth[p0:p1])))) + int(semitones)
-            notes.append(Note(max(0.0, float(contour.times[a + p0] - hop / 2)), float(contour.times[a + p1 - 1] + hop / 2), pitch))
+            notes.append(Note(max(0.0, float(contour.times[a + p0] - hop / 2)),
+                              float(contour.times[a + p1 - 1] + hop / 2), pitch))
     return notes
 
 

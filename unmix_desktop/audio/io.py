@@ -128,13 +128,13 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
                 return AudioInfo(sr, stream.codec_context.channels, _stated_frames(container, stream, sr) or 0)
         except AudioError:
             raise
-        except Exception as exc:  # noqa: BLE001 - FFmpeg raises many types
+        except Exception as exc:
             raise AudioError(path, f"not a readable audio file ({_short(exc)})") from exc
     import soundfile as sf
 
     try:
         info = sf.info(str(path))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _soundfile_error(path, exc) from exc
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
 
@@ -260,7 +260,7 @@ def _load_soundfile(path: Path, info: AudioInfo) -> tuple[np.ndarray, int]:
 
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _soundfile_error(path, exc) from exc
     # Uncompressed and lossless containers state their exact length; fewer decoded frames
     # means the file was cut off (an interrupted download or copy).
@@ -289,7 +289,7 @@ def _load_pyav(path: Path) -> tuple[np.ndarray, int]:
 
     try:
         container = av.open(str(path))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise AudioError(path, f"not a readable audio file ({_short(exc)})") from exc
     with container:
         stream = _first_audio_stream(path, container)
@@ -312,7 +312,7 @@ def _load_pyav(path: Path) -> tuple[np.ndarray, int]:
             raise
         except av.error.DecoderNotFoundError as exc:  # type: ignore[attr-defined]
             raise AudioError(path, f"unsupported codec ({_short(exc)})") from exc
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise AudioError(path, f"corrupt or truncated ({_short(exc)})") from exc
         if not chunks:
             raise AudioError(path, "contains no audio samples")

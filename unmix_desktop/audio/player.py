@@ -525,7 +525,7 @@ class StemPlayer:
                 callback=self._callback,
             )
             stream.start()
-        except Exception as exc:  # noqa: BLE001 - PortAudioError, ValueError for bad settings
+        except Exception as exc:
             where = "default output" if self._device is None else f"output device {self._device!r}"
             self._transport = (self._transport[0] + 1, False)
             raise PlayerError(f"cannot open {where}: {exc}") from exc

@@ -179,7 +179,7 @@ class _SoundFileReader(_Reader):
             raise AudioError(path, "truncated: the file ends before its audio data does")
         try:
             self._file = sf.SoundFile(str(path))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise io._soundfile_error(path, exc) from exc
         self._stated = info.frames
         super().__init__(path, int(self._file.samplerate), info.frames, rate)
@@ -189,7 +189,7 @@ class _SoundFileReader(_Reader):
             while True:
                 try:
                     block = self._file.read(BLOCK, dtype="float32", always_2d=True)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise io._soundfile_error(self.path, exc) from exc
                 if block.shape[0] == 0:
                     return
@@ -211,7 +211,7 @@ class _PyAVReader(_Reader):
 
         try:
             self._container = av.open(str(path))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise AudioError(path, f"not a readable audio file ({io._short(exc)})") from exc
         try:
             self._stream = io._first_audio_stream(path, self._container)
@@ -260,7 +260,7 @@ class _PyAVReader(_Reader):
             raise
         except av.error.DecoderNotFoundError as exc:  # type: ignore[attr-defined]
             raise AudioError(self.path, f"unsupported codec ({io._short(exc)})") from exc
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise AudioError(self.path, f"corrupt or truncated ({io._short(exc)})") from exc
         finally:
             self._container.close()

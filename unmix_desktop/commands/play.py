@@ -133,7 +133,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="loop the played section until Ctrl-C")
     p.add_argument("--device", default=None, metavar="N", help="output device index or name (see --list-devices)")
     p.add_argument("--list-devices", action="store_true", help="list the output devices and exit")
-    p.add_argument("--blocksize", type=positive_int, default=512, metavar="FRAMES", help="frames per audio block (default 512)")
+    p.add_argument("--blocksize", type=positive_int, default=512, metavar="FRAMES",
+                   help="frames per audio block (default 512)")
     p.add_argument("--latency", default=None, metavar="S", help="output latency in seconds, or low/high")
     add_stretch_arguments(p)
     p.add_argument("--model", default=None, metavar="NAME",

@@ -71,17 +71,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="4: also split the accompaniment into drums/bass/other (signal processing, see README)")
     p.add_argument("--four-stem-model", metavar="NAME", default=None,
                    help="with --stems 4: 'dsp' (signal processing) or a drums/bass/other model, e.g. umx-synth4")
-    p.add_argument("--niter", type=non_negative_int, default=d.niter, help=f"Wiener EM iterations, 0 = ratio mask (default {d.niter})")
+    p.add_argument("--niter", type=non_negative_int, default=d.niter,
+                   help=f"Wiener EM iterations, 0 = ratio mask (default {d.niter})")
     p.add_argument("--softmask", action=argparse.BooleanOptionalAction, default=d.softmask,
                    help="start the Wiener filter from a ratio mask (default: %(default)s)")
     p.add_argument("--power", type=positive_float, default=d.power, help=f"ratio mask exponent (default {d.power})")
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=d.residual,
                    help="accompaniment = mixture - other stems, so stems sum to the song (default: %(default)s)")
-    p.add_argument("--logit", type=finite_float, default=d.logit, metavar="S", help="mask sharpening strength (off by default)")
+    p.add_argument("--logit", type=finite_float, default=d.logit, metavar="S",
+                   help="mask sharpening strength (off by default)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=d.swap_tta,
                    help="average with the channel-swapped song (default: %(default)s)")
-    p.add_argument("--window", type=positive_float, default=d.window_s, metavar="S", help="processing window in seconds (memory bound)")
-    p.add_argument("--format", choices=("wav", "wav24", "wavf", "flac"), default="wav", help="output format (default wav 16-bit)")
+    p.add_argument("--window", type=positive_float, default=d.window_s, metavar="S",
+                   help="processing window in seconds (memory bound)")
+    p.add_argument("--format", choices=("wav", "wav24", "wavf", "flac"), default="wav",
+                   help="output format (default wav 16-bit)")
     p.add_argument("--max-duration", type=limit_seconds, default=DEFAULT_MAX_DURATION, metavar="S",
                    help="refuse songs longer than this many seconds")
     p.add_argument("--rate", type=sample_rate, default=d.rate, metavar="HZ",

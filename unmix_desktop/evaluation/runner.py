@@ -110,7 +110,8 @@ def evaluate_methods(
             if lacking:
                 raise UnmixError(f"method '{name}' gave no estimate for {', '.join(lacking)} "
                                  f"(it gave: {', '.join(estimates) or 'nothing'})")
-            scores = bsseval(refs, {t: estimates[t] for t in tgts}, win=win, hop=hop, targets=tgts, projection=projection)
+            scores = bsseval(refs, {t: estimates[t] for t in tgts}, win=win, hop=hop, targets=tgts,
+                             projection=projection)
             t2 = time.perf_counter()
             results.add(name, track.name, scores, duration=track.duration, separate_s=t1 - t0, eval_s=t2 - t1)
             if log:

@@ -114,7 +114,8 @@ class LyricsFollower:
                     if k >= 0:
                         w = line.words[k]
                         word = k
-                        word_progress = 1.0 if w.end <= w.start else min(1.0, max(0.0, (t - w.start) / (w.end - w.start)))
+                        word_progress = (1.0 if w.end <= w.start
+                                         else min(1.0, max(0.0, (t - w.start) / (w.end - w.start))))
         nxt = self._next_sung(i + 1)
         until = None if nxt is None else lines[nxt].start - t
         countdown = 0

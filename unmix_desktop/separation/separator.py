@@ -80,7 +80,8 @@ class Separator:
             est = 0.5 * (est + swapped)
         return est
 
-    def separate_window(self, audio: np.ndarray, should_stop: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
+    def separate_window(self, audio: np.ndarray,
+                        should_stop: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
         """Separate a short excerpt (n, 2) in one go. Returns all targets (model + residual)."""
         s = self.settings
         n = audio.shape[0]

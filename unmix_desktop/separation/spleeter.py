@@ -190,7 +190,7 @@ def load_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
         obj = _NumpyOnlyUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as exc:
         raise ModelError(f"{path}: unsafe or invalid checkpoint ({exc})") from None
-    except Exception as exc:  # malformed data raises many kinds of errors
+    except Exception as exc:  # noqa: BLE001 - malformed data raises many kinds of errors
         raise ModelError(f"{path}: invalid checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict) or not obj:
         raise ModelError(f"{path}: invalid checkpoint (expected a dict of arrays)")

@@ -63,7 +63,8 @@ def channel_swap(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.
 
 
 def stereo_params(rng: np.random.Generator, pan: float = 0.5, width: float = 0.4,
-                  delay_ms: tuple[float, float] = (3.0, 20.0), channel_gain_db: float = 2.0) -> tuple[float, float, float, float]:
+                  delay_ms: tuple[float, float] = (3.0, 20.0),
+                  channel_gain_db: float = 2.0) -> tuple[float, float, float, float]:
     """Random stereo image ``(gain_left, gain_right, width, delay_s)`` (see :func:`synth_stereo`)."""
     p = rng.uniform(-pan, pan) if pan > 0 else 0.0
     theta = (p + 1.0) * np.pi / 4.0

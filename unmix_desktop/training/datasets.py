@@ -84,7 +84,7 @@ class AudioCache:
 
             try:
                 audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-            except Exception as exc:  # noqa: BLE001 - libsndfile raises several types
+            except Exception as exc:
                 raise AudioError(path, f"corrupt or unreadable ({str(exc).strip()[:120]})") from exc
             if self.sample_rate is None:
                 self.sample_rate = int(sr)
@@ -212,7 +212,8 @@ class _MixingDataset(Dataset):
             out.append(torch.from_numpy(np.ascontiguousarray(s.T, dtype=np.float32)))
         return out
 
-    def mix(self, target: np.ndarray, interferers: Sequence[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def mix(self, target: np.ndarray, interferers: Sequence[np.ndarray],
+            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment each source, sum them, apply the mixture level, resample -> (mixture, target)."""
         aug = self.augmentation
         sr = self.sample_rate

@@ -298,7 +298,8 @@ class PreparedData:
         return self._stats[max_items]
 
     def info(self) -> dict:
-        return {"root": str(getattr(self.train_ds, "root", "")), "train_tracks": len(getattr(self.train_ds, "tracks", [])) or len(self.train_ds),
+        return {"root": str(getattr(self.train_ds, "root", "")),
+                "train_tracks": len(getattr(self.train_ds, "tracks", [])) or len(self.train_ds),
                 "valid_tracks": len(self.valid_ds), "sample_rate": self.sample_rate,
                 "decoded_minutes_all_files": round(self.minutes, 2),
                 "data_bins": self.data_bins, "max_bin": self.max_bin, "stft_cache": self.spectral is not None}

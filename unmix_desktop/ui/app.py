@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         def capture() -> None:
             if window.song is not None:
                 window.seek(args.seek if args.seek is not None else 0.4 * window.song.duration)
+            QTimer.singleShot(250, grab)  # a few transport ticks: the panes follow the new position
+
+        def grab() -> None:
             app.processEvents()
             png.parent.mkdir(parents=True, exist_ok=True)
             if not window.grab().save(str(png)):

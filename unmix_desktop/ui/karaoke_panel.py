@@ -25,7 +25,7 @@ LYRICS_H, LANE_H = 128, 130
 #: Song-page heights below which the melody lane, then the whole karaoke area, are hidden (a
 #: small window keeps its lanes and transport usable; the full-screen view still works).
 LANE_MIN_PAGE_H = 640
-AREA_MIN_PAGE_H = 470
+AREA_MIN_PAGE_H = 600  # below it the stem strips and lanes need the room (900x600 and smaller)
 
 
 class KaraokeController(QObject):

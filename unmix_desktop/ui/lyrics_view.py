@@ -332,7 +332,8 @@ class LyricsController(QObject):
             text = f"{source}: no lyrics could be read: {problems[0]}{more}"
         else:
             shown = len(lyrics.lines) if lyrics.synced else "the"
-            text = f"{source}: {len(problems)} problem(s) in the lyrics, {shown} readable lines shown: {problems[0]}{more}"
+            text = (f"{source}: {len(problems)} problem(s) in the lyrics, {shown} readable lines shown: "
+                    f"{problems[0]}{more}")
         self.reported.append(text)
         self.w.notify(text, "warning", 0)
 

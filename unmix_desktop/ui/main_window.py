@@ -593,17 +593,17 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # drag and drop
     # ------------------------------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
             self.empty_page.set_hover(True)
         else:
             event.ignore()
 
-    def dragLeaveEvent(self, event) -> None:  # noqa: N802
+    def dragLeaveEvent(self, event) -> None:
         self.empty_page.set_hover(False)
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         self.empty_page.set_hover(False)
         urls = event.mimeData().urls()
         event.acceptProposedAction()
@@ -626,7 +626,7 @@ class MainWindow(QMainWindow):
         return self.open_song(paths[0])
 
     # ------------------------------------------------------------------------------------------
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         """Closes at once: running jobs are cancelled and abandoned (their threads finish cancelling
         on their own, see :meth:`.worker.Task.abandon`), the session is saved, the device released."""
         self.closed = True  # a job started later (a timer, the queue) is abandoned at once

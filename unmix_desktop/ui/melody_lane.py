@@ -150,8 +150,8 @@ class MelodyLane(QWidget):
                 p.setPen(QPen(QColor(theme.BORDER), 1))
                 p.drawLine(QPointF(left, y + row / 2), QPointF(left + width, y + row / 2))
                 p.setPen(QColor(theme.TEXT_DIM))
-                p.drawText(QRectF(0, y - 7, gutter - 4, 14), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                           f"C{m // 12 - 1}")
+                p.drawText(QRectF(0, y - 7, gutter - 4, 14),
+                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"C{m // 12 - 1}")
         t0, t1 = self.visible_range()
         colour = QColor(theme.STEM_COLOURS["vocals"])
         if self.contour is not None and self.contour.times.size:

@@ -31,10 +31,10 @@ SUPPORTED_TEXT = " · ".join(e.lstrip(".").upper() for e in (".wav", ".flac", ".
 class ElidedLabel(QLabel):
     """A one-line label that shrinks with "…" instead of pushing its neighbours out of the way."""
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
+    def minimumSizeHint(self) -> QSize:
         return QSize(40, super().minimumSizeHint().height())
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setPen(self.palette().color(self.foregroundRole()))
         rect = self.contentsRect()

@@ -44,10 +44,10 @@ BEATS_SUFFIX = ".beats.json"
 class SignedSpin(QSpinBox):
     """A spin box showing the sign: "+2 st", "0 st", "−3 st"."""
 
-    def textFromValue(self, value: int) -> str:  # noqa: N802
+    def textFromValue(self, value: int) -> str:
         return f"+{value}" if value > 0 else (f"−{-value}" if value < 0 else "0")
 
-    def valueFromText(self, text: str) -> int:  # noqa: N802
+    def valueFromText(self, text: str) -> int:
         text = text.replace("−", "-").replace(self.suffix(), "").strip()
         try:
             return int(text)
@@ -169,6 +169,8 @@ class PracticeBar(QWidget):
         action.setDefaultWidget(box)
         menu.addAction(action)
         self.trainer_button.setMenu(menu)
+        # the style sheet's padding is not in the menu button's size hint: room for the text and the arrow
+        self.trainer_button.setMinimumWidth(self.trainer_button.fontMetrics().horizontalAdvance("Trainer") + 44)
         lay.addWidget(self.trainer_button)
         self.trainer_label = _dim("")
         self.trainer_label.setFixedWidth(self.trainer_label.fontMetrics().horizontalAdvance("100 % → 100 %") + 8)
@@ -192,7 +194,7 @@ class PracticeBar(QWidget):
         self.trainer_button.toggled.connect(self.trainer_toggled)
         self.marker_button.clicked.connect(self.marker_clicked)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._arrange(event.size().width())
 

@@ -65,7 +65,7 @@ class ResetSlider(QSlider):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+    def mouseDoubleClickEvent(self, event) -> None:
         self.setValue(self.default)
         event.accept()
 
@@ -103,10 +103,10 @@ class LevelMeter(QWidget):
     def lit(self) -> bool:
         return self._db > METER_MIN_DB or self._hold > METER_MIN_DB + 0.6
 
-    def sizeHint(self) -> QSize:  # noqa: N802
+    def sizeHint(self) -> QSize:
         return QSize(8, 80)
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         r = QRectF(self.rect())
         p.fillRect(r, QColor("#0f1216"))
@@ -285,7 +285,7 @@ class MasterStrip(_StripBase):
         self.fader.valueChanged.connect(self._fader_moved)
         self.mute_button.toggled.connect(self.mute_all_toggled.emit)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.info.setVisible(event.size().height() >= 70 + self.info.sizeHint().height())
 

@@ -217,7 +217,8 @@ class SpectrogramLane(QWidget):
         self.grid_items = []
         down = set(round(t, 4) for t in downbeats)
         plain = [t for t in beats if round(t, 4) not in down]
-        for times, pen in ((plain, pg.mkPen(255, 255, 255, 28, width=1)), (downbeats, pg.mkPen(255, 255, 255, 70, width=1))):
+        for times, pen in ((plain, pg.mkPen(255, 255, 255, 28, width=1)),
+                           (downbeats, pg.mkPen(255, 255, 255, 70, width=1))):
             if not len(times):
                 continue
             x = np.repeat(np.asarray(times, float), 2)

@@ -156,7 +156,8 @@ class TransportBar(QFrame):
 
     def _fit_texts(self) -> None:
         """Fixed widths from the font: the longest texts these labels show fit, and never shift the bar."""
-        for label, longest, pad in ((self.time_label, "00:00.0 / 00:00.0", 20), (self.loop_label, "00:00.0 – 00:00.0", 8)):
+        for label, longest, pad in ((self.time_label, "00:00.0 / 00:00.0", 20),
+                                    (self.loop_label, "00:00.0 – 00:00.0", 8)):
             label.ensurePolished()  # the style sheet sets their fonts and padding
             text = label.text()
             label.setText(longest)
@@ -164,11 +165,11 @@ class TransportBar(QFrame):
             label.setText(text)
             label.setFixedWidth(width)
 
-    def showEvent(self, event) -> None:  # noqa: N802
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self._fit_texts()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._arrange(event.size().width())
 

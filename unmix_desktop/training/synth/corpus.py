@@ -114,7 +114,8 @@ def make_excerpt(song: Song, seed: int, duration: float, renderer, produce: bool
     plan = {
         "vocals": [Part(win(melody), voice, pan=float(rng.uniform(-0.1, 0.1)), volume=110)],
         "drums": [Part(win(drum_notes), kit, drums=True, volume=int(rng.integers(90, 120)))],
-        "bass": [Part(win(bass_notes), bass_prog, pan=float(rng.uniform(-0.1, 0.1)), volume=int(rng.integers(90, 120)))],
+        "bass": [Part(win(bass_notes), bass_prog, pan=float(rng.uniform(-0.1, 0.1)),
+                      volume=int(rng.integers(90, 120)))],
         "other": other_parts,
     }
     stems = {}
