@@ -77,17 +77,6 @@ class CacheEntry:
     meta: dict = field(default_factory=dict)
 
 
-def _dir_size(folder: Path) -> int:
-    total = 0
-    for p in folder.rglob("*"):
-        try:
-            if p.is_file():
-                total += p.stat().st_size
-        except OSError:
-            pass
-    return total
-
-
 class _ChecksumWriter:
     """A write-only file object that counts bytes and updates a CRC-32 as ``np.save`` writes."""
 
@@ -290,7 +279,7 @@ class StemCache:
             if (folder.is_dir() and not folder.is_symlink() and not folder.name.startswith(".")
                     and meta.is_file()):
                 try:
-                    out.append((folder.name, meta.stat().st_mtime, _dir_size(folder)))
+                    out.append((folder.name, meta.stat().st_mtime, paths.folder_size(folder)))
                 except OSError:
                     pass
         return sorted(out, key=lambda e: e[1])
@@ -328,7 +317,7 @@ class StemCache:
 
     def size_bytes(self) -> int:
         """Bytes on disk, leftovers of interrupted writes included."""
-        return _dir_size(self.root) if self.root.is_dir() else 0
+        return paths.folder_size(self.root) if self.root.is_dir() else 0
 
     def clear(self) -> int:
         """Delete every entry; returns the bytes freed."""

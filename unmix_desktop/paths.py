@@ -78,3 +78,15 @@ def resources_dir() -> Path:
 
 def bundled_models_dir() -> Path:
     return resources_dir() / "models"
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes of the plain files below ``folder`` (unreadable ones count 0)."""
+    total = 0
+    for p in Path(folder).rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:
+            pass
+    return total

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from .io import SAMPLE_RATE
-from .player import NO_PORTAUDIO, _sounddevice
+from .player import NO_PORTAUDIO, _sounddevice, list_devices
 
 NO_INPUT = "no input device (microphone)"
 FMIN = 65.0
@@ -85,20 +85,7 @@ class YinPitch:
 
 def list_input_devices() -> list[tuple[int, str]]:
     """``(index, "name, host API")`` of every device that can record; empty without PortAudio."""
-    sd, _ = _sounddevice()
-    if sd is None:
-        return []
-    try:
-        devices = sd.query_devices()
-        hostapis = sd.query_hostapis()
-    except Exception:  # noqa: BLE001 - PortAudio errors mean "nothing usable"
-        return []
-    result = []
-    for index, dev in enumerate(devices):
-        if dev["max_input_channels"] > 0:
-            api = hostapis[dev["hostapi"]]["name"] if dev["hostapi"] < len(hostapis) else ""
-            result.append((index, f"{dev['name']}, {api}" if api else dev["name"]))
-    return result
+    return list_devices("input")
 
 
 class Microphone:

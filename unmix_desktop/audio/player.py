@@ -82,9 +82,10 @@ def _sounddevice():
     return _SD, _SD_ERROR
 
 
-def list_output_devices() -> list[tuple[int, str]]:
-    """``(index, "name, host API")`` of every device that can play; empty when there is none or no
-    PortAudio. Either value can be given as ``device`` (the name matches exactly)."""
+def list_devices(kind: str = "output") -> list[tuple[int, str]]:
+    """``(index, "name, host API")`` of every device that can play (``kind="output"``) or record
+    (``"input"``); empty when there is none or no PortAudio. Either value can be given as ``device``
+    (the name matches exactly)."""
     sd, _ = _sounddevice()
     if sd is None:
         return []
@@ -95,10 +96,15 @@ def list_output_devices() -> list[tuple[int, str]]:
         return []
     result = []
     for index, dev in enumerate(devices):
-        if dev["max_output_channels"] > 0:
+        if dev[f"max_{kind}_channels"] > 0:
             api = hostapis[dev["hostapi"]]["name"] if dev["hostapi"] < len(hostapis) else ""
             result.append((index, f"{dev['name']}, {api}" if api else dev["name"]))
     return result
+
+
+def list_output_devices() -> list[tuple[int, str]]:
+    """Devices that can play: :func:`list_devices` ``("output")``."""
+    return list_devices("output")
 
 
 def _probe(device) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelError
-from ..paths import bundled_models_dir, user_models_dir
+from ..paths import bundled_models_dir, folder_size, user_models_dir
 from .base import SpectrogramModel
 from .bundle import JSON_NAME, check_weights, load_bundle, read_meta
 
@@ -52,17 +52,6 @@ class BrokenModel:
     reason: str
 
 
-def _folder_size(folder: Path) -> int:
-    total = 0
-    for p in folder.rglob("*"):
-        try:
-            if p.is_file():
-                total += p.stat().st_size
-        except OSError:
-            pass
-    return total
-
-
 def _bundle_infos(root: Path, kind: str, broken: list[BrokenModel]) -> list[ModelInfo]:
     """The valid bundles under ``root``; the invalid ones are appended to ``broken``.
 
@@ -88,7 +77,7 @@ def _bundle_infos(root: Path, kind: str, broken: list[BrokenModel]) -> list[Mode
             continue
         card = meta.get("card", {})
         description = card.get("description", "")
-        infos.append(ModelInfo(folder.name, list(meta["targets"]), _folder_size(folder), str(folder), kind,
+        infos.append(ModelInfo(folder.name, list(meta["targets"]), folder_size(folder), str(folder), kind,
                                description if isinstance(description, str) else "", card))
     return infos
 
