@@ -160,9 +160,3 @@ class Separator:
             for name, block in blocks.items():
                 out[name][offset:offset + block.shape[0]] = block
         return out
-
-
-def separate(model: SpectrogramModel, audio: np.ndarray, settings: SeparationSettings | None = None,
-             progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
-    """Functional shortcut: ``Separator(model, settings).separate(audio, ...)``."""
-    return Separator(model, settings or SeparationSettings()).separate(audio, progress, cancel)
