@@ -157,3 +157,25 @@ def test_package_import_makes_openmp_threads_wait_passively(given, expected):
     code = "import os, unmix_desktop, torch; print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_em_split_over_threads_is_bit_identical():
+    """The EM's frequency bins split over threads give exactly the single-call result (all its sums are
+    per bin), with the thread count taken from torch's (the pipeline's policy)."""
+    import numpy as np
+    import torch
+
+    from unmix_desktop.separation import postprocess as pp
+
+    rng = np.random.default_rng(3)
+    yr, yi = (rng.standard_normal((2, 2, 300, 40)).astype(np.float32) for _ in range(2))
+    xr, xi = (rng.standard_normal((2, 300, 40)).astype(np.float32) for _ in range(2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        assert pp._em_threads() == 3
+        split = pp._em_iteration_parallel(yr, yi, xr, xi)
+    finally:
+        torch.set_num_threads(before)
+    whole = pp._em_iteration(yr, yi, xr, xi)
+    assert np.array_equal(split[0], whole[0]) and np.array_equal(split[1], whole[1])
