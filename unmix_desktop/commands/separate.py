@@ -187,6 +187,21 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
     temps: dict[str, Path] = {}
     clipped: dict[str, int] = {}
     work = None
+
+    def write_block(items) -> None:
+        for name, fh, audio in items:
+            if SUBTYPES[fmt] != "FLOAT":
+                clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
+                audio = np.clip(audio, -1.0, 1.0)
+            try:
+                fh.write(audio)
+            except RuntimeError as exc:  # LibsndfileError: a full disk, a file size limit...
+                raise (soundfile_os_error(exc, final_dir) or exc) from exc
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer = ThreadPoolExecutor(1, thread_name_prefix="unmix-write")
+    pending = None
     try:
         try:
             work = outputs.temp_dir(parent, final_dir.name) if new else final_dir
@@ -204,13 +219,14 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
                         files[name] = sf.SoundFile(temps[name], "w", int(rate), 2, SUBTYPES[fmt],
                                                    format="FLAC" if ext == "flac" else "WAV")
                         clipped[name] = 0
-                    if SUBTYPES[fmt] != "FLOAT":
-                        clipped[name] += int(np.count_nonzero(np.abs(audio) > 1.0))
-                        audio = np.clip(audio, -1.0, 1.0)
-                    try:
-                        files[name].write(audio)
-                    except RuntimeError as exc:  # LibsndfileError: a full disk, a file size limit...
-                        raise (soundfile_os_error(exc, final_dir) or exc) from exc
+                # written by one thread while the next window is separated (libsndfile releases the GIL);
+                # at most one block in flight, so a write error surfaces within a window
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write_block, [(name, files[name], audio) for name, audio in chunk.items()])
+            if pending is not None:
+                pending.result()
+                pending = None
             for fh in files.values():
                 fh.close()
             names = [f"{name}.{ext}" for name in files]
@@ -236,6 +252,11 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
             # soundfile reports a failed write as a RuntimeError (LibsndfileError) or a short write
             raise _write_error(final_dir, exc) from exc
     except BaseException:
+        if pending is not None:  # let the block in flight finish before its file is closed and removed
+            try:
+                pending.result()
+            except BaseException:  # noqa: BLE001 - the first error is the one being raised
+                pass
         for fh in files.values():
             fh.close()
         if new and work is not None:
@@ -247,7 +268,9 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
         outputs.remove_mine(parent)
         if not new:
             outputs.remove_mine(final_dir)
+        writer.shutdown(wait=False)
         raise
+    writer.shutdown()
     for name, count in clipped.items():
         if count:
             print(f"unmix: warning: {final_dir.name}/{name}: {count} samples clipped "
