@@ -63,7 +63,7 @@ def run_once(tree: Path, song: Path, out: Path, stems: int) -> tuple[float, floa
     err = proc.stderr.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{cmd} failed: {err[-2000:]}")
-    written = sorted(p.name for p in (out / song.stem).iterdir())
+    written = sorted(p.name for p in (out / song.stem).iterdir() if not p.name.startswith("."))
     assert len(written) == stems, written
     return wall, usage.ru_maxrss / 1024  # KiB -> MiB
 
