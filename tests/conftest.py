@@ -57,3 +57,23 @@ def tiny_umx():
     torch.manual_seed(0)
     return MultiTargetUMX({"vocals": OpenUnmix(hidden_size=16, nb_layers=1, max_bin=128)},
                           card={"name": "tiny"}).eval()
+
+
+@pytest.fixture
+def song_path(tmp_path):
+    """A 4-s generated song saved as float WAV, for the window tests."""
+    from unmix_desktop.audio.io import save_audio
+
+    path = tmp_path / "My Song.wav"
+    save_audio(path, make_song(4.0)["mixture"], subtype="FLOAT")
+    return path
+
+
+@pytest.fixture
+def harness(qtbot, tmp_path, tiny_umx):
+    """The real window over a tiny model in a temp cache (tests/test_ui.py: Harness), closed after."""
+    from test_ui import Harness
+
+    h = Harness(qtbot, tmp_path, tiny_umx)
+    yield h
+    h.window.close()

@@ -40,13 +40,6 @@ WAIT_MS = 60_000  # generous: the test machine is shared
 pytestmark = pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent.*:DeprecationWarning")
 
 
-@pytest.fixture
-def song_path(tmp_path) -> Path:
-    path = tmp_path / "My Song.wav"
-    save_audio(path, make_song(4.0)["mixture"], subtype="FLOAT")
-    return path
-
-
 class Harness:
     def __init__(self, qtbot, tmp_path, tiny_umx, player_factory=None, **overrides):
         self.loads: list[str] = []
@@ -89,13 +82,6 @@ class Harness:
     def drop_and_wait(self, path: Path) -> None:
         with self.qtbot.waitSignal(self.window.song_ready, timeout=WAIT_MS):
             self.drop(path)
-
-
-@pytest.fixture
-def harness(qtbot, tmp_path, tiny_umx):
-    h = Harness(qtbot, tmp_path, tiny_umx)
-    yield h
-    h.window.close()
 
 
 def _render(player: StemPlayer, frames: int) -> np.ndarray:

@@ -36,20 +36,6 @@ LRC = """[ti:Generated]
 """
 
 
-@pytest.fixture
-def song_path(tmp_path):
-    path = tmp_path / "My Song.wav"
-    save_audio(path, make_song(4.0)["mixture"], subtype="FLOAT")
-    return path
-
-
-@pytest.fixture
-def harness(qtbot, tmp_path, tiny_umx):
-    h = Harness(qtbot, tmp_path, tiny_umx)
-    yield h
-    h.window.close()
-
-
 def _open(h: Harness, path) -> None:
     """Drop the song and wait for it and for its lyrics (read in a worker)."""
     h.drop_and_wait(path)

@@ -19,26 +19,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
 from test_ui import WAIT_MS, Harness, _render
 
-from unmix_desktop.audio.io import save_audio
 from unmix_desktop.separation.separator import Separator
 from unmix_desktop.ui.dialogs import Preferences
 from unmix_desktop.ui.strips import db_to_fader
 
 SR = 44100
-
-
-@pytest.fixture
-def song_path(tmp_path):
-    path = tmp_path / "My Song.wav"
-    save_audio(path, make_song(4.0)["mixture"], subtype="FLOAT")
-    return path
-
-
-@pytest.fixture
-def harness(qtbot, tmp_path, tiny_umx):
-    h = Harness(qtbot, tmp_path, tiny_umx)
-    yield h
-    h.window.close()
 
 
 def _close_dialogs(window) -> None:
