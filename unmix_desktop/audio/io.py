@@ -114,6 +114,17 @@ def _uses_pyav(path: Path) -> bool:
     return path.suffix.lower() in PYAV_EXTENSIONS
 
 
+def native_rate(path: str | os.PathLike | None) -> int:
+    """The song file's own sample rate (:data:`SAMPLE_RATE` when there is no file or it cannot be read:
+    a moved source only loses the native-rate default of an export)."""
+    if path is None:
+        return SAMPLE_RATE
+    try:
+        return int(audio_info(path).sample_rate)
+    except (AudioError, OSError, ValueError):
+        return SAMPLE_RATE
+
+
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Sample rate, channel count and length without decoding the whole file."""
     path = Path(path)

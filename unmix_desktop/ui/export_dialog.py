@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..audio.io import native_rate
 from .jobs import ExportRequest, export_plan, run_export
 from .settings import OUTPUT_FORMATS
 from .theme import stem_label
@@ -33,16 +34,6 @@ FORMAT_LABELS = {
     "ogg": "Ogg Vorbis (lossy)",
     "mp3": "MP3 (lossy)",
 }
-
-
-def song_rate(path: Path | None) -> int:
-    """The sample rate of the song file (44100 when it cannot be read)."""
-    from ..audio.io import SAMPLE_RATE, audio_info
-
-    try:
-        return int(audio_info(path).sample_rate) if path is not None else SAMPLE_RATE
-    except Exception:  # noqa: BLE001 - a moved or unreadable source only loses the native-rate default
-        return SAMPLE_RATE
 
 
 class ExportDialog(QDialog):
@@ -111,7 +102,7 @@ class ExportDialog(QDialog):
         self.format_combo.currentIndexChanged.connect(self._update_plan)
         form.addRow("Format:", self.format_combo)
         self.rate_combo = QComboBox()
-        own = song_rate(source_path)
+        own = native_rate(source_path)
         self.rate_combo.addItem(f"Song's own ({own} Hz)", 0)
         for r in (44100, 48000):
             self.rate_combo.addItem(f"{r} Hz", r)
@@ -180,7 +171,7 @@ class ExportDialog(QDialog):
     @property
     def rate(self) -> int:
         """The files' sample rate: the chosen one, or the song's own."""
-        return int(self.rate_combo.currentData() or song_rate(self.source_path))
+        return int(self.rate_combo.currentData() or native_rate(self.source_path))
 
     def _choices_changed(self) -> None:
         if self.on_choices:
