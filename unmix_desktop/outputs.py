@@ -70,21 +70,7 @@ def temp_dir(parent: Path, name: str) -> Path:
 def remove_mine(folder: Path) -> None:
     """Remove this process's temporary files/folders in ``folder``: the clean-up after a signal
     that arrived between creating one and remembering its path."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        match = _PARTIAL_DIR.match(entry.name) or _PART_FILE.match(entry.name)
-        if not match or int(match.group(1)) != os.getpid():
-            continue
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            continue
+    remove_leftovers(folder, {os.getpid()})
 
 
 def is_temp_name(name: str) -> bool:
@@ -127,6 +113,31 @@ def remove_stale(folder: Path) -> list[Path]:
                 os.unlink(entry.path)
             else:
                 continue
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def remove_leftovers(folder: Path, pids) -> list[Path]:
+    """Remove the temporary files/folders in ``folder`` written by the processes ``pids`` (which
+    must be gone): a cluster run's clean-up of its own workers after one died or was stopped,
+    where "is that process alive" cannot be asked of another machine."""
+    pids = {int(p) for p in pids}
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL_DIR.match(entry.name) or _PART_FILE.match(entry.name)
+        if not match or int(match.group(1)) not in pids:
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
         except OSError:
             continue
         removed.append(Path(entry.path))

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,9 +98,30 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch threads per song (default: all cores, divided among --jobs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
+    c = p.add_argument_group("cluster (Ray; pip install 'unmix-desktop[cluster]', see docs/SCALING.md)")
+    c.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="run the songs as tasks on a Ray cluster: auto, HOST:PORT or ray://HOST:10001")
+    c.add_argument("--cpus-per-task", type=positive_int, default=1, metavar="N",
+                   help="with --cluster: CPU cores (and torch threads) per song (default 1)")
+    c.add_argument("--gpus-per-task", type=gpu_fraction, default=0.0, metavar="F",
+                   help="with --cluster: GPUs per song, e.g. 1 or 0.5 (default 0: CPU)")
+    c.add_argument("--ship-audio", action="store_true",
+                   help="with --cluster: send the songs' bytes to the workers through Ray's object store and the "
+                        "stems back (when the workers cannot see the input and output folders)")
+    c.add_argument("--report", metavar="FILE", default=None,
+                   help="with --cluster: the JSON report (per song: worker, seconds, status); "
+                        "default OUT/unmix-cluster-report.json")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one song of a --jobs run (JSON)
     return p
+
+
+def gpu_fraction(text: str) -> float:
+    """``--gpus-per-task``: 0 (CPU), a fraction of one GPU, or a whole number of GPUs."""
+    value = float(finite_float(text))
+    if value < 0 or value > 64 or (value > 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"must be 0, a fraction of 1, or a whole number of GPUs, got {text!r}")
+    return value
 
 
 RATES = (8000, 384000)
@@ -145,7 +168,7 @@ def _write_error(path: Path, exc: BaseException) -> AudioError:
 
 
 def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int = SAMPLE_RATE,
-                job: dict | None = None) -> list[Path]:
+                job: dict | None = None, clean_stale: bool = True) -> list[Path]:
     """Write ``final_dir/<target>.<ext>`` for each stem, never touching a file the app did not write.
 
     ``stems`` is either ``{name: (n, 2)}`` or an iterator of ``(offset, {name: block})`` as
@@ -163,6 +186,8 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
 
     The files are written at ``rate`` Hz. ``job`` (:func:`outputs.job_record`) goes into the
     marker once every stem is written, so a later run can skip the song.
+    ``clean_stale=False`` leaves other processes' leftovers alone (a cluster worker cannot tell
+    whether a process of another machine is alive; the cluster driver removes its workers' own).
 
     A failure or a signal leaves nothing under the final names and no temporary files.
     """
@@ -175,13 +200,15 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _write_error(parent, exc) from exc
-    outputs.remove_stale(parent)
+    if clean_stale:
+        outputs.remove_stale(parent)
     new = not os.path.lexists(final_dir)
     if not new:
         reason = outputs.unusable_reason(final_dir, [], protect)
         if reason:
             raise AudioError(final_dir, reason)
-        outputs.remove_stale(final_dir)
+        if clean_stale:
+            outputs.remove_stale(final_dir)
     owned = {} if new else (outputs.read_marker(final_dir) or {})
     files: dict[str, sf.SoundFile] = {}
     temps: dict[str, Path] = {}
@@ -420,9 +447,20 @@ def job_for(path: Path, args, model: str, settings: SeparationSettings, names: l
 
 
 def separate_one(separator, path: Path, final_dir: Path, args, names: list[str], job: dict | None,
-                 bar=None, warn=None) -> list[Path]:
+                 bar=None, warn=None, clean_stale: bool = True) -> list[Path]:
     """Separate one song into ``final_dir`` (streamed: decode -> model -> split -> resample -> write)."""
-    # Decoded as it is separated, window by window: memory does not grow with the song.
+    with song_stems(separator, path, args, names, bar=bar, warn=warn) as (stems, rate):
+        return write_stems(stems, final_dir, args.format, protect=(path,), rate=rate, job=job,
+                           clean_stale=clean_stale)
+
+
+@contextlib.contextmanager
+def song_stems(separator, path: Path, args, names: list[str], bar=None, warn=None):
+    """``(blocks, rate)``: the stream of ``(offset, {name: (k, 2)})`` stem blocks of one song at the
+    rate they are to be written (the song's own, or ``--rate``), while the song is open.
+
+    Decoded as it is separated, window by window: memory does not grow with the song. Used by
+    :func:`separate_one` and by the cluster workers (:mod:`unmix_desktop.cluster`)."""
     with open_audio(path, max_duration=args.max_duration, on_warning=warn) as audio:
         stems = separator.stream(audio, progress=bar)
         if args.stems == 4:
@@ -440,7 +478,7 @@ def separate_one(separator, path: Path, final_dir: Path, args, names: list[str],
         if rate != model_rate:  # back to the song's rate (or --rate), same length to the sample
             stems = resample_blocks(stems, model_rate, rate,
                                     lambda: target_frames(audio.decoded, audio.source_rate, rate))
-        return write_stems(stems, final_dir, args.format, protect=(path,), rate=rate, job=job)
+        yield stems, rate
 
 
 def _label(path: Path) -> str:
@@ -591,25 +629,20 @@ def _run_parallel(tasks, args, jobs: int, threads: int, report) -> tuple[int, in
     return done, failed
 
 
-def run(args) -> int:
-    if args.worker:
-        return run_worker(args)
-    out = Path(args.out)
-    if os.path.lexists(out) and not out.is_dir():
-        raise AudioError(out, "--out is a file, not a folder")
+@dataclass
+class Plan:
+    """What one ``unmix separate`` run does: ``tasks`` (song, result folder, marker job) to separate,
+    how many were skipped (already separated) or failed while planning, and the song count."""
 
-    def warn(message: str) -> None:
-        print(f"unmix: warning: {message}", file=sys.stderr)
+    tasks: list[tuple[Path, Path, dict | None]]
+    skipped: int
+    failed: int
+    total: int
 
-    jobs = min(args.jobs, cores())
-    if jobs < args.jobs:
-        print(f"unmix: note: --jobs {args.jobs}: this machine has {cores()} cores; running {jobs} at once",
-              file=sys.stderr)
-    threads = args.threads or (max(1, cores() // jobs) if jobs > 1 else None)
-    separator = _make_separator(args, threads=None if jobs > 1 else threads)
-    names = output_names(separator, args)
-    settings = separator.settings
-    model = model_id(args)
+
+def plan_run(args, out: Path, names: list[str], settings: SeparationSettings, model: str, warn) -> Plan:
+    """List the songs, choose each one's result folder (so songs running at once never race for a
+    name) and leave out those already separated the same way. Notes and errors are printed here."""
     files_written = [f"{n}.{_ext(args.format)}" for n in names]
     songs, empty = expand_songs(args.songs, out, warn)
     failed = len(empty)
@@ -620,13 +653,6 @@ def run(args) -> int:
     tasks: list[tuple[Path, Path, dict | None]] = []
     skipped = 0
     total = sum(base is not None for base in bases) + len(empty)
-
-    def report(path: Path, final_dir: Path, files=None) -> None:
-        if not args.quiet:
-            count = len(files) if files is not None else len(files_written)
-            print(f"{_label(path)}: {count} stems -> {final_dir}", file=sys.stderr)
-
-    # plan: a result folder for each song (so parallel songs never race for a name), skip finished ones
     for (path, parent), base in zip(songs, bases):
         if base is None:
             print(f"unmix: note: {path}: listed twice, separated once", file=sys.stderr)
@@ -651,7 +677,39 @@ def run(args) -> int:
                 print(f"{_label(path)}: already separated -> {final_dir} (skipped; --force to redo)", file=sys.stderr)
             continue
         tasks.append((path, final_dir, job))
+    return Plan(tasks, skipped, failed, total)
 
+
+def run(args) -> int:
+    if args.worker:
+        return run_worker(args)
+    out = Path(args.out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise AudioError(out, "--out is a file, not a folder")
+
+    def warn(message: str) -> None:
+        print(f"unmix: warning: {message}", file=sys.stderr)
+
+    if args.cluster is not None:
+        from ..cluster import run_cluster
+
+        return run_cluster(args, out, warn)
+    jobs = min(args.jobs, cores())
+    if jobs < args.jobs:
+        print(f"unmix: note: --jobs {args.jobs}: this machine has {cores()} cores; running {jobs} at once",
+              file=sys.stderr)
+    threads = args.threads or (max(1, cores() // jobs) if jobs > 1 else None)
+    separator = _make_separator(args, threads=None if jobs > 1 else threads)
+    names = output_names(separator, args)
+    files_written = [f"{n}.{_ext(args.format)}" for n in names]
+
+    def report(path: Path, final_dir: Path, files=None) -> None:
+        if not args.quiet:
+            count = len(files) if files is not None else len(files_written)
+            print(f"{_label(path)}: {count} stems -> {final_dir}", file=sys.stderr)
+
+    plan = plan_run(args, out, names, separator.settings, model_id(args), warn)
+    tasks, skipped, failed, total = plan.tasks, plan.skipped, plan.failed, plan.total
     done = 0
     if jobs > 1 and len(tasks) > 1:
         del separator  # each child loads its own model
@@ -672,6 +730,11 @@ def run(args) -> int:
                     bar.close()
                 print(_error_line(exc, path), file=sys.stderr)
                 failed += 1
+    return summary(args, total, done, skipped, failed)
+
+
+def summary(args, total: int, done: int, skipped: int, failed: int) -> int:
+    """The closing line and the exit status (2 when any song failed)."""
     if failed:
         print(f"unmix: {failed} of {total} songs failed ({done} done, {skipped} skipped)", file=sys.stderr)
         return 2
