@@ -86,12 +86,10 @@ def os_error_path(exc: OSError, fallback: Path) -> Path:
     return where.parent if is_temp_name(where.name) else where
 
 
-def remove_stale(folder: Path) -> list[Path]:
-    """Remove the app's temporary files/folders in ``folder`` whose writing process is gone.
-
-    A partial folder is removed only when it holds nothing but plain files. Errors are ignored
-    (a leftover is harmless; the next run tries again). Returns what was removed.
-    """
+def _sweep(folder: Path, doomed) -> list[Path]:
+    """Remove the app's temporary files/folders in ``folder`` for which ``doomed(pid, entry)`` holds
+    (``pid``: the writer's process id in the name). Errors are ignored (a leftover is harmless; the
+    next run tries again). Returns what was removed."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -99,24 +97,33 @@ def remove_stale(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         try:
-            if entry.is_dir(follow_symlinks=False):
-                match = _PARTIAL_DIR.match(entry.name)
-                if not match or pid_alive(int(match.group(1))):
-                    continue
-                if any(not e.is_file(follow_symlinks=False) for e in os.scandir(entry.path)):
-                    continue
-                shutil.rmtree(entry.path)
-            elif entry.is_file(follow_symlinks=False):
-                match = _PART_FILE.match(entry.name)
-                if not match or pid_alive(int(match.group(1))):
-                    continue
-                os.unlink(entry.path)
-            else:
+            folder_entry = entry.is_dir(follow_symlinks=False)
+            if not folder_entry and not entry.is_file(follow_symlinks=False):
                 continue
+            match = (_PARTIAL_DIR if folder_entry else _PART_FILE).match(entry.name)
+            if not match or not doomed(int(match.group(1)), entry):
+                continue
+            if folder_entry:
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
         except OSError:
             continue
         removed.append(Path(entry.path))
     return removed
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Remove the app's temporary files/folders in ``folder`` whose writing process is gone.
+
+    A partial folder is removed only when it holds nothing but plain files."""
+    def doomed(pid: int, entry) -> bool:
+        if pid_alive(pid):
+            return False
+        return not entry.is_dir(follow_symlinks=False) or all(
+            e.is_file(follow_symlinks=False) for e in os.scandir(entry.path))
+
+    return _sweep(folder, doomed)
 
 
 def remove_leftovers(folder: Path, pids) -> list[Path]:
@@ -124,24 +131,7 @@ def remove_leftovers(folder: Path, pids) -> list[Path]:
     must be gone): a cluster run's clean-up of its own workers after one died or was stopped,
     where "is that process alive" cannot be asked of another machine."""
     pids = {int(p) for p in pids}
-    removed: list[Path] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _PARTIAL_DIR.match(entry.name) or _PART_FILE.match(entry.name)
-        if not match or int(match.group(1)) not in pids:
-            continue
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
-    return removed
+    return _sweep(folder, lambda pid, entry: pid in pids)
 
 
 # -- result folders --------------------------------------------------------------------------
