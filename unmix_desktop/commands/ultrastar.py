@@ -9,7 +9,6 @@ are never overwritten (--force replaces the ones this command writes).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -32,11 +31,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..analysis.beats import estimate_beats
-    from ..audio.io import save_audio
     from ..lyrics.align import align_text, from_lyrics, vocal_features
-    from ..lyrics.chart import build_chart
+    from ..lyrics.chart import export_folder, export_targets
     from ..lyrics.lrc import looks_like_lrc, parse_lrc
-    from ..lyrics.ultrastar import write
     from ..lyrics.vocals import song_vocals
     from .align import read_lyrics_text
 
@@ -46,9 +43,7 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise UnmixError(f"{out}: is a file; give a folder")
     text = read_lyrics_text(Path(args.lyrics)) if args.lyrics else None
-    name = song.stem
-    targets = {"chart": out / f"{name}.txt", "audio": out / song.name, "vocals": out / f"{name} [VOC].flac",
-               "instrumental": out / f"{name} [INSTR].flac"}
+    targets = export_targets(out, song)
     if not args.force:
         for path in targets.values():
             if path.exists():
@@ -73,23 +68,12 @@ def run(args) -> int:
                 raise UnmixError(f"{args.lyrics}: no words")
     grid = estimate_beats(sv.stems, sv.sample_rate)
     first = grid.beats[0] if grid.beats else 0.0
-    headers = {"TITLE": name, "ARTIST": "Unknown", "AUDIO": targets["audio"].name, "VOCALS": targets["vocals"].name,
-               "INSTRUMENTAL": targets["instrumental"].name, "CREATOR": "unmix ultrastar"}
-    if alignment is not None and alignment.language:
-        headers["LANGUAGE"] = alignment.language
-    chart = build_chart(sv.contour, alignment, grid.bpm, first, headers)
-    out.mkdir(parents=True, exist_ok=True)
     instrumental = sv.stems.get("accompaniment")
     if instrumental is None:
         instrumental = sv.mixture - sv.vocals
     try:
-        if targets["audio"].resolve() != song.resolve():
-            tmp = targets["audio"].with_name(f".{targets['audio'].name}.part")
-            shutil.copyfile(song, tmp)
-            tmp.replace(targets["audio"])
-        save_audio(targets["vocals"], sv.vocals, sv.sample_rate, protect=(song,))
-        save_audio(targets["instrumental"], instrumental, sv.sample_rate, protect=(song,))
-        write(chart, targets["chart"])
+        chart = export_folder(out, song, sv.vocals, instrumental, sv.sample_rate, sv.contour, alignment, grid.bpm,
+                              first, {"CREATOR": "unmix ultrastar"})
     except OSError as exc:
         raise UnmixError(f"{exc.filename or out}: could not write ({exc.strerror or exc})") from exc
     if not args.quiet:

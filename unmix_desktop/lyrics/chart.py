@@ -49,6 +49,32 @@ def fix_octaves(notes: Sequence[Note]) -> list[Note]:
     return out
 
 
+def check_octaves(notes: Sequence[Note], second: Contour) -> list[Note]:
+    """Octave decisions checked against a second tracker's contour (e.g. pYIN): where the second
+    tracker's median over a note is a whole number of octaves away from the note, the two disagree
+    on the octave; the candidate closer to the neighbouring notes' mean wins."""
+    out = list(notes)
+    midi2 = second.midi()
+    for i, n in enumerate(out):
+        span = (second.times >= n.start) & (second.times < n.end)
+        vals = midi2[span]
+        vals = vals[np.isfinite(vals)]
+        if vals.size < max(3, span.sum() // 3):
+            continue
+        diff = float(np.median(vals)) - n.midi
+        octaves = int(round(diff / 12.0))
+        if octaves == 0 or abs(diff - 12 * octaves) > 1.0:
+            continue
+        near = [m.midi for m in (out[i - 1] if i else None, notes[i + 1] if i + 1 < len(notes) else None) if m]
+        if not near:
+            continue
+        ref = float(np.mean(near))
+        alt = n.midi + 12 * octaves
+        if abs(alt - ref) < abs(n.midi - ref):
+            out[i] = Note(n.start, n.end, alt)
+    return out
+
+
 def _syllable_spans(alignment: Alignment, language: str) -> list[tuple[int, float, float, str, bool]]:
     """(line index, start, end, text, starts a word) for every syllable of the aligned lyrics."""
     out = []
@@ -62,16 +88,25 @@ def _syllable_spans(alignment: Alignment, language: str) -> list[tuple[int, floa
     return out
 
 
+def chart_notes(contour: Contour, second: Contour | None = None) -> list[Note]:
+    """Notes for a chart: segmented, octaves checked against ``second`` when given, slips folded."""
+    notes = quantise_notes(contour)
+    if second is not None:
+        notes = check_octaves(notes, second)
+    return fix_octaves(notes)
+
+
 def build_chart(contour: Contour, alignment: Alignment | None, bpm: float, first_beat: float,
-                headers: dict[str, str] | None = None) -> UltraStarSong:
-    """The chart: ``bpm`` the song's tempo (quarter notes per minute), ``first_beat`` in seconds."""
+                headers: dict[str, str] | None = None, second: Contour | None = None) -> UltraStarSong:
+    """The chart: ``bpm`` the song's tempo (quarter notes per minute), ``first_beat`` in seconds;
+    ``second``: another tracker's contour of the same vocals for the octave check."""
     bpm = float(bpm) if bpm and bpm > 0 else 120.0
     unit = 60.0 / (bpm * 4.0)
     gap = max(0.0, float(first_beat)) % (unit * 16)  # GAP at a beat near the start
     song = UltraStarSong(headers=dict(headers or {}), bpm=round(bpm, 2), gap_ms=round(gap * 1000.0))
     unit = song.beat_seconds
     gap = song.gap_ms / 1000.0
-    notes = fix_octaves(quantise_notes(contour))
+    notes = chart_notes(contour, second)
 
     def beat(t: float) -> int:
         return max(0, int(round((t - gap) / unit)))
@@ -132,3 +167,45 @@ def build_chart(contour: Contour, alignment: Alignment | None, bpm: float, first
                           first.start, first.end)
         song.lines.append(ChartLine(ns))
     return song
+
+
+def export_targets(out, song_path) -> dict:
+    from pathlib import Path
+
+    out, song_path = Path(out), Path(song_path)
+    name = song_path.stem
+    return {"chart": out / f"{name}.txt", "audio": out / song_path.name, "vocals": out / f"{name} [VOC].flac",
+            "instrumental": out / f"{name} [INSTR].flac"}
+
+
+def export_folder(out, song_path, vocals: np.ndarray, instrumental: np.ndarray, sample_rate: int, contour: Contour,
+                  alignment: Alignment | None, bpm: float, first_beat: float, headers: dict | None = None,
+                  second: Contour | None = None) -> UltraStarSong:
+    """Write an UltraStar song folder ``out``: the chart, a copy of the audio, the vocals and
+    instrumental stems (FLAC), each through a temporary file then renamed. The caller checks first
+    that nothing of the user's would be replaced (:func:`export_targets`)."""
+    import shutil
+    from pathlib import Path
+
+    from ..audio.io import save_audio
+    from .ultrastar import write
+
+    out, song_path = Path(out), Path(song_path)
+    targets = export_targets(out, song_path)
+    head = {"TITLE": song_path.stem, "ARTIST": "Unknown", "AUDIO": targets["audio"].name,
+            "VOCALS": targets["vocals"].name, "INSTRUMENTAL": targets["instrumental"].name,
+            "CREATOR": "unmix-desktop"}
+    head.update(headers or {})
+    if alignment is not None and alignment.language:
+        head.setdefault("LANGUAGE", alignment.language)
+    chart = build_chart(contour, alignment, bpm, first_beat, head, second)
+    out.mkdir(parents=True, exist_ok=True)
+    if not targets["audio"].exists() or targets["audio"].resolve() != song_path.resolve():
+        tmp = targets["audio"].with_name(f".{targets['audio'].name}.part")
+        shutil.copyfile(song_path, tmp)
+        tmp.replace(targets["audio"])
+    save_audio(targets["vocals"], vocals, sample_rate, protect=(song_path,))
+    save_audio(targets["instrumental"], instrumental, sample_rate, protect=(song_path,))
+    write(chart, targets["chart"])
+    chart.path = targets["chart"]
+    return chart

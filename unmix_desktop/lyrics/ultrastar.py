@@ -269,12 +269,40 @@ def read(path: str | os.PathLike) -> UltraStarSong:
     return song
 
 
+def looks_like_ultrastar(data: bytes) -> bool:
+    """A ``#BPM`` header and at least one note line near the start."""
+    head = data[:8192].decode("latin-1")
+    return bool(re.search(r"^\s*#BPM\s*:", head, re.M | re.I)) and bool(re.search(r"^\s*[:*FRG]\s*-?\d+\s", head, re.M))
+
+
 def _looks_like_chart(path: Path) -> bool:
     try:
-        head = path.read_bytes()[:4096].decode("latin-1").upper()
+        return looks_like_ultrastar(path.read_bytes()[:8192])
     except OSError:
         return False
-    return "#BPM" in head
+
+
+def chart_melody(song: UltraStarSong, singer: int | None = None, hop: float = 0.01):
+    """The chart's notes as a melody :class:`~..analysis.melody.Contour` (what the note lane draws
+    and the singer is scored against) with per-frame ``weights``: 2 on golden notes, 0 on freestyle
+    (not scored), 1 elsewhere; plus the display notes."""
+    import numpy as np
+
+    from ..analysis.melody import ChartContour, Note, midi_to_hz
+
+    singer = singer if singer is not None else (song.singers[0] if song.singers else 1)
+    notes = song.notes(singer)
+    end = max((n.end for n in notes), default=0.0) + 1.0
+    times = np.arange(0.0, end, hop)
+    hz = np.zeros(times.size, np.float32)
+    weights = np.ones(times.size, np.float32)
+    for n in notes:
+        span = (times >= n.start) & (times < n.end)
+        hz[span] = midi_to_hz(n.midi)
+        weights[span] = n.weight
+    contour = ChartContour(times, hz, weights)
+    display = [Note(n.start, n.end, n.midi) for n in notes]
+    return contour, display
 
 
 # -- writing -------------------------------------------------------------------------------------
