@@ -39,6 +39,12 @@ HOP_S = 0.02
 #: variation 1/sqrt(3) ~ 0.6) instead of geometric, which would make every split of a voiced
 #: stretch between syllables equally likely.
 SUBSTATES = 3
+ONSET_WEIGHT = 1.0  # the onset term is a log likelihood ratio, taken at face value
+#: A line's first syllable is favoured where singing resumes after a pause (lines are phrases).
+PHRASE_STARTS = False
+#: Between lines, p(voice that is not in the lyrics): such frames cost less there than silence
+#: would inside a line (0 = the gap between lines must be silent).
+OTHER_VOICE = 0.0
 FLOOR = 0.02  # probability floor: nothing is impossible
 METHODS = ("hmm", "voiced", "even")
 
@@ -245,6 +251,20 @@ def _voiced(lines: list[TextLine], f: VocalFeatures, language: str) -> Alignment
     return _words_from_frames(lines, starts, ends, f, "voiced", language)
 
 
+def phrase_starts(f: VocalFeatures, pause_s: float = 0.3) -> np.ndarray:
+    """1 within +-2 frames of where singing resumes after at least ``pause_s`` of quiet, else 0."""
+    active = f.activity > 0.5
+    k = max(1, int(round(pause_s / f.hop)))
+    quiet = np.concatenate([[0], np.cumsum(~active)])
+    idx = np.arange(f.frames)
+    before = quiet[idx] - quiet[np.maximum(idx - k, 0)]
+    starts = active & np.concatenate([[True], ~active[:-1]]) & (before >= np.minimum(k, idx))
+    out = np.zeros(f.frames)
+    for d in range(-2, 3):
+        out[np.clip(np.flatnonzero(starts) + d, 0, f.frames - 1)] = 1.0
+    return out
+
+
 def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: bool = True,
          cancel=None, progress: Callable[[float], None] | None = None) -> Alignment:
     # states: P0, [S(w0,0) .. S(w0,n0-1)], P1, [S(w1,...)], P2, ..., P_W
@@ -297,12 +317,20 @@ def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: boo
     stay = np.log1p(-1.0 / mean)
     leave = np.log(1.0 / mean)
     emit_sung, emit_pause = np.log(act), np.log(1 - act)
+    # between lines: silence OR singing that is not in the lyrics (backing vocals, ad-libs, leakage)
+    emit_gap = np.log(0.5 * (1 - act) + 0.5 * OTHER_VOICE) if OTHER_VOICE > 0 else emit_pause
+    gap_state = (kind_a == 0) & np.array(line_break_before)
     onset = np.clip(f.onset, FLOOR, 1.0)
-    onset_gain = np.log(onset / max(float(onset.mean()), FLOOR)) if use_onsets else np.zeros(f.frames)
+    onset_gain = ONSET_WEIGHT * np.log(onset / max(float(onset.mean()), FLOOR)) if use_onsets else np.zeros(f.frames)
+    line_first = np.zeros(n_states, bool)
+    line_first[1] = True
+    for n in range(2, n_states):
+        line_first[n] = syllable_start[n] and kind_a[n - 1] == 0 and line_break_before[n - 1]
+    phrase_gain = np.log(np.maximum(phrase_starts(f), FLOOR) / FLOOR) if PHRASE_STARTS else np.zeros(f.frames)
     T = f.frames
     neg = -1e18
     delta = np.full(n_states, neg)
-    delta[0] = emit_pause[0]
+    delta[0] = emit_gap[0]
     delta[1] = emit_sung[0] + onset_gain[0]
     # predecessors: n-1 always; n-2 for a first syllable whose n-1 is a pause (skip the pause)
     skip_ok = np.zeros(n_states, bool)
@@ -315,7 +343,7 @@ def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: boo
             raise Cancelled()
         if progress is not None and t % 1000 == 0:
             progress(t / T)
-        gain = np.where(enter_sung, onset_gain[t], 0.0)
+        gain = np.where(enter_sung, onset_gain[t], 0.0) + np.where(line_first, phrase_gain[t], 0.0)
         c0 = delta + stay
         c1 = np.full(n_states, neg)
         c1[1:] = delta[:-1] + leave[:-1] + gain[1:]
@@ -324,7 +352,7 @@ def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: boo
         best = np.maximum(np.maximum(c0, c1), c2)
         choice = np.where(best == c0, 0, np.where(best == c1, 1, 2)).astype(np.int8)
         back[t] = choice
-        delta = best + np.where(sung, emit_sung[t], emit_pause[t])
+        delta = best + np.where(sung, emit_sung[t], np.where(gap_state, emit_gap[t], emit_pause[t]))
     end_state = n_states - 1 if delta[n_states - 1] >= delta[n_states - 2] else n_states - 2
     path = np.empty(T, np.int64)
     s = end_state
