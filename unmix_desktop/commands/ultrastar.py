@@ -24,6 +24,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="song folder to write (created if needed)")
     p.add_argument("--language", metavar="xx", help="language of plain lyrics (default: from the text)")
     p.add_argument("--model", metavar="NAME", help="separation model (default: the best installed)")
+    p.add_argument("--check-octaves", action="store_true",
+                   help="check each note's octave against pYIN too (needs librosa; slow: ~3x the song's length)")
     p.add_argument("--force", action="store_true", help="replace files a previous export wrote")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     return p
@@ -71,9 +73,17 @@ def run(args) -> int:
     instrumental = sv.stems.get("accompaniment")
     if instrumental is None:
         instrumental = sv.mixture - sv.vocals
+    second = None
+    if args.check_octaves:
+        from ..analysis.melody import MelodyError, track_melody
+
+        try:
+            second = track_melody(sv.vocals, sv.sample_rate, "pyin")
+        except MelodyError as exc:
+            raise UnmixError(f"--check-octaves: {exc}") from exc
     try:
         chart = export_folder(out, song, sv.vocals, instrumental, sv.sample_rate, sv.contour, alignment, grid.bpm,
-                              first, {"CREATOR": "unmix ultrastar"})
+                              first, {"CREATOR": "unmix ultrastar"}, second)
     except OSError as exc:
         raise UnmixError(f"{exc.filename or out}: could not write ({exc.strerror or exc})") from exc
     if not args.quiet:
