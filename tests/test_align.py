@@ -72,6 +72,7 @@ def test_syllables_and_languages():
     assert count_syllables("little", "en") == 2
     assert count_syllables("Freunde", "de") == 2
     assert count_syllables("j'vois", "fr") == 1
+    assert count_syllables("qu'on", "fr") == 1 and count_syllables("quiero", "es") == 2
     assert count_syllables("123", "en") == 3
     for word, lang in [("fantasma", "es"), ("Entschuldigung", "de"), ("beautiful", "en"), ("tristeza", "es")]:
         parts = syllables(word, lang)

@@ -101,6 +101,9 @@ def count_syllables(word: str, language: str = "en") -> int:
     digits = sum(c.isdigit() for c in word)
     if not w:
         return max(1, digits)
+    w = re.sub(r"([qg])u(?=['a-zà-ÿœ]*[aeiouyéèêëàâîïôûü])", r"\1", w) if language != "en" or w.startswith("qu") \
+        else w  # the u of qu/gu before a vowel is a spelling, not a syllable (qu'on, guerra, quand)
+    w = w.replace("'", "")
     groups = [m for m in re.finditer(f"[{vowels}]+", w)]
     n = len(groups)
     silent_e = w.endswith("e") and not w.endswith(("le", "ee", "ye")) and groups[-1].end() == len(w)
