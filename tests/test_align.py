@@ -164,3 +164,21 @@ def test_cli_align_a_stems_folder_and_errors(tmp_path):
     assert r.returncode == 2 and "is a folder" in r.stderr
     r = _unmix("align", stems, lyr)
     assert r.returncode == 2 and r.stderr.startswith("unmix: error:") and "--out" in r.stderr
+
+
+def test_align_cancels_and_reports_progress():
+    import threading
+
+    import pytest
+
+    from unmix_desktop.errors import Cancelled
+
+    plan, _, _, seconds = syllable_plan()
+    features = vocal_features(sung(plan, seconds * 4), SR)  # long enough for progress reports
+    seen: list[float] = []
+    align_text(LYRICS, features, "es", progress=seen.append)
+    assert seen and all(0 < f < 1 for f in seen) and seen == sorted(seen)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        align_text(LYRICS, features, "es", cancel=cancel)
