@@ -146,6 +146,9 @@ def test_ultrastar_import_and_export_in_the_window(harness, song_path, tmp_path)
     assert scorer is not None and scorer.weights is not None
     assert set(scorer.weights[scorer.weights > 0].tolist()) == {1.0, 2.0} and (scorer.weights == 0).any()
     assert w.session.get("lyrics.path") == str(chart_path.resolve())
+    w.seek(0.7)
+    w.karaoke_ctl.tick()
+    _shot(w, "ultrastar-import.png")
     # export the open song as an UltraStar folder (in a worker)
     out = tmp_path / "export"
     done = []
