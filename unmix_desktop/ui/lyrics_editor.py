@@ -273,10 +273,8 @@ class LyricsEditor(QDialog):
         return b
 
     def keyPressEvent(self, event) -> None:
-        if event.key() == TAP_KEY and self.ctl.tapping and not self.text.hasFocus():
-            self.ctl.tap()
-            return
-        if event.key() == TAP_KEY and self.ctl.tapping:
+        # while tapping, T taps (the text box is read-only then, so T never types into the lyrics)
+        if event.key() == TAP_KEY and self.ctl.tapping and not event.isAutoRepeat():
             self.ctl.tap()
             return
         super().keyPressEvent(event)
@@ -457,8 +455,10 @@ class LyricsEditorController(QObject):
             sel = self.dialog.timeline.selection if self.dialog else None
             at = Cursor(sel.line, sel.word if words else 0) if sel is not None else Cursor(0, 0)
             self.doc.start_tapping(at, words)
-            self.dialog.setFocus() if self.dialog else None
-        if self.dialog:
+        if self.dialog is not None:
+            self.dialog.text.setReadOnly(on)
+            if on:
+                self.dialog.setFocus()
             self.dialog.timeline.update()
 
     def tap(self, t: float | None = None) -> Cursor | None:
