@@ -146,6 +146,7 @@ def test_ultrastar_import_and_export_in_the_window(harness, song_path, tmp_path)
     assert scorer is not None and scorer.weights is not None
     assert set(scorer.weights[scorer.weights > 0].tolist()) == {1.0, 2.0} and (scorer.weights == 0).any()
     assert w.session.get("lyrics.path") == str(chart_path.resolve())
+    assert w.lyrics_ctl.reported == []  # a clean chart: no notice
     w.seek(0.7)
     w.karaoke_ctl.tick()
     _shot(w, "ultrastar-import.png")
@@ -160,3 +161,9 @@ def test_ultrastar_import_and_export_in_the_window(harness, song_path, tmp_path)
     assert chart.lyrics().lines and chart.headers["VERSION"] == "1.1.0"
     # a second export into the same folder is refused (never replaces files)
     assert w.karaoke_ctl.ultrastar.export(out) is None
+    # a malformed chart for the open song: what parses is shown, what was skipped said once
+    broken = song_path.with_name("broken.txt")
+    broken.write_text(CHART.format(audio=song_path.name).replace(": 16 6 2  style", ": x y z bad"), encoding="utf-8")
+    assert w.karaoke_ctl.ultrastar.import_chart(broken)
+    assert [li.text for li in w.lyrics_ctl.lyrics.lines] == ["Hello", "free"]
+    assert len(w.lyrics_ctl.reported) == 1 and "1 unreadable line skipped" in w.lyrics_ctl.reported[0]

@@ -58,8 +58,7 @@ class UltraStarController(QObject):
         except UltraStarError as exc:
             self.w.show_error("Cannot import this UltraStar song", str(exc))
             return False
-        if chart.problems:
-            self.w.notify(f"{chart.path}: {'; '.join(chart.problems)} (the rest was imported)", "warning", 0)
+        # what was skipped in a malformed chart is said once, by the lyrics pane when it loads the chart
         audio = chart.audio_path
         song = self.w.song
         if song is not None and (audio is None or not audio.is_file() or Path(song.path) == audio):
