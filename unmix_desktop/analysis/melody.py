@@ -94,6 +94,14 @@ class Contour:
         return cls(data[:, 0].astype(np.float64), np.maximum(data[:, 1], 0).astype(np.float32))
 
 
+@dataclass(frozen=True)
+class ChartContour(Contour):
+    """A melody from a note chart (UltraStar): ``weights`` per frame (2 golden, 0 freestyle = not
+    scored, 1 otherwise) for :class:`~.singing.SingScorer`."""
+
+    weights: np.ndarray = None  # type: ignore[assignment]
+
+
 def hz_to_midi(hz: np.ndarray) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -224,8 +232,10 @@ class Note:
 
 def shift_contour(contour: Contour, semitones: float) -> Contour:
     """The contour transposed by ``semitones`` (the practice key change); unvoiced stays 0."""
+    from dataclasses import replace
+
     factor = np.float32(2.0 ** (float(semitones) / 12.0))
-    return Contour(contour.times, contour.hz * factor)
+    return replace(contour, hz=contour.hz * factor)  # a chart keeps its weights
 
 
 def _voiced_runs(voiced: np.ndarray) -> list[tuple[int, int]]:

@@ -2,7 +2,9 @@
 ``tolerance`` cents (default 50) of the melody, octave-tolerant (singing an octave below or
 above counts as a hit: men singing a woman's line, and the reverse).
 
-Only frames where both the singer and the melody are voiced are scored. Each scored frame is
+Only frames where both the singer and the melody are voiced are scored. A melody from an UltraStar
+chart (:class:`~.melody.ChartContour`) carries frame weights: golden notes count double, freestyle
+notes are not scored. Each scored frame is
 stored at the melody frame it falls on, so singing a looped or re-sung passage again replaces
 the earlier attempt instead of adding to it. Times are song seconds (any tempo).
 """
@@ -35,6 +37,9 @@ class SingScorer:
         self.tolerance = float(tolerance_cents)
         self.octave_tolerant = bool(octave_tolerant)
         self._marks = np.full(melody.times.size, NOT_SCORED, np.int8)
+        #: per-frame weights of a chart melody (:class:`~.melody.ChartContour`): 2 golden, 0 freestyle
+        weights = getattr(melody, "weights", None)
+        self.weights = None if weights is None else np.asarray(weights, np.float64)
 
     def reset(self) -> None:
         self._marks[:] = NOT_SCORED
@@ -51,6 +56,8 @@ class SingScorer:
         idx, hz = idx[inside], hz[inside]
         target = self.melody.hz[idx]
         scored = (hz > 0) & (target > 0)
+        if self.weights is not None:  # a chart: freestyle notes are not scored
+            scored &= self.weights[idx] > 0
         cents = cents_off(hz[scored], target[scored], self.octave_tolerant)
         self._marks[idx[scored]] = np.where(np.abs(cents) <= self.tolerance, HIT, MISS)
 
@@ -62,7 +69,12 @@ class SingScorer:
         hi = times.size if end is None else int(np.searchsorted(times, end))
         marks = self._marks[lo:hi]
         scored = marks != NOT_SCORED
-        return float(np.mean(marks[scored] == HIT)) if scored.any() else None
+        if not scored.any():
+            return None
+        if self.weights is not None:  # a chart: golden notes count double
+            w = self.weights[lo:hi][scored]
+            return float(np.sum(w * (marks[scored] == HIT)) / np.sum(w))
+        return float(np.mean(marks[scored] == HIT))
 
     def line_scores(self, lines) -> list[float | None]:
         """Scores of lyric lines (objects with ``start``/``end``, e.g. :class:`~..lyrics.Line`)."""

@@ -72,7 +72,7 @@ def _parse_words(body: str, number: int, problems: list[str]) -> tuple[str, list
     if bad:
         problems.append(f"line {number}: bad word time, word timing of this line ignored")
         words = []
-    return "".join(text_parts), words, end
+    return " ".join("".join(text_parts).split()), words, end
 
 
 def parse_lrc(text: str, source: str = "") -> Lyrics:

@@ -52,6 +52,15 @@ def load_lyrics_file(path: str | os.PathLike) -> Lyrics:
         data = path.read_bytes()
     except OSError as exc:
         return Lyrics(source=str(path), problems=[f"{path}: {exc.strerror or exc}"])
+    from .ultrastar import looks_like_ultrastar
+
+    if looks_like_ultrastar(data):  # an UltraStar chart: its syllables, timed by its notes
+        from .ultrastar import decode, parse
+
+        chart = parse(decode(data)[0], path)
+        lyrics = chart.lyrics() if chart.bpm > 0 else Lyrics(source=str(path))
+        lyrics.problems[:0] = [f"{path}: {p}" for p in chart.problems]
+        return lyrics
     text, problem = decode_text(data)
     if problem == "not a text file (binary data)":
         return Lyrics(source=str(path), problems=[f"{path}: {problem}"])

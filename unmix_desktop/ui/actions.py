@@ -66,6 +66,12 @@ class WindowActions:
         self.export = self._action("&Export…", w.show_export, "Ctrl+E", file_menu)
         self.open_lyrics = self._action("Open &Lyrics…", w.lyrics_ctl.choose_file, "Ctrl+Shift+L", file_menu,
                                         "Open an .lrc lyrics file for the open song")
+        self.lyrics_editor = self._action("Lyrics &Editor…", w.karaoke_ctl.show_lyrics_editor, "Ctrl+Shift+E",
+                                          file_menu, "Paste plain lyrics, sync them to the song, fix and save")
+        self.import_ultrastar = self._action("Import &UltraStar Song…", w.karaoke_ctl.ultrastar.choose_import, None,
+                                             file_menu, "Open an UltraStar .txt: its notes, lyrics and audio")
+        self.export_ultrastar = self._action("Export as UltraStar Song…", w.karaoke_ctl.ultrastar.choose_export, None,
+                                             file_menu, "Write an UltraStar folder: notes, lyrics, audio, stems")
         file_menu.addSeparator()
         self.clear_cache = self._action("Clear Separation Cache", w.clear_cache, None, file_menu)
         file_menu.aboutToShow.connect(w.update_cache_action)
@@ -191,3 +197,4 @@ class WindowActions:
     def set_song_actions_enabled(self, enabled: bool) -> None:
         self.export.setEnabled(enabled)
         self.reseparate.setEnabled(enabled)
+        self.export_ultrastar.setEnabled(enabled)

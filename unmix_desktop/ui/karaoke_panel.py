@@ -13,9 +13,11 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from .karaoke_view import KaraokeView
+from .lyrics_editor import make_lyrics_editor
 from .lyrics_view import LyricsController
 from .melody_lane import MelodyController
 from .sing_view import SingController
+from .ultrastar_view import UltraStarController
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -36,6 +38,8 @@ class KaraokeController(QObject):
         self.melody = window.melody_ctl = MelodyController(window)
         self.sing = window.sing_ctl = SingController(window, mic_factory)
         self.melody.ready.connect(self.sing.set_melody)
+        self.editor = window.lyrics_editor_ctl = make_lyrics_editor(window, self.lyrics, self.melody)
+        self.ultrastar = window.ultrastar_ctl = UltraStarController(window)
         self.view: KaraokeView | None = None
         self.area = QWidget()
         self.area.setObjectName("karaokeArea")
@@ -92,8 +96,12 @@ class KaraokeController(QObject):
     def tick(self) -> None:
         self.lyrics.tick()
         self.melody.tick(self.lyrics.position())
+        self.editor.tick(self.lyrics.position())
         if self.view is not None and self.sing.song_score is not None:
             self.view.score_text = f"Score {self.sing.song_score * 100:.0f} %"
+
+    def show_lyrics_editor(self):
+        return self.editor.show(self.w, self.lyrics.lyrics)
 
     # full screen -----------------------------------------------------------------------------
     def toggle_full_screen(self) -> KaraokeView | None:

@@ -361,6 +361,12 @@ class LyricsController(QObject):
         self._show(lyrics)
         return True
 
+    def show_lyrics(self, lyrics: Lyrics | None) -> None:
+        """Show lyrics made in the window (the lyrics editor) at once; nothing is saved."""
+        self._generation += 1
+        self.loading = False
+        self._show(lyrics, report=False)
+
     # offset ----------------------------------------------------------------------------------
     @property
     def offset_ms(self) -> int:

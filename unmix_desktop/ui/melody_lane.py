@@ -264,6 +264,13 @@ class MelodyController(QObject):
         if vocals is None:
             self.lane.set_message("No vocals stem: no melody to show")
             return
+        from .ultrastar_view import chart_of_session, melody_from_chart
+
+        chart = chart_of_session(self._session)
+        loaded = melody_from_chart(chart) if chart is not None else None
+        if loaded is not None:  # an imported UltraStar chart: its notes are the melody
+            self._on_done(loaded)
+            return
         self.lane.set_message("Finding the sung melody…")
         cache_file = melody_cache_file(w)
         sr = song.sample_rate
