@@ -37,6 +37,7 @@ class KaraokeController(QObject):
         self.sing = window.sing_ctl = SingController(window, mic_factory)
         self.melody.ready.connect(self.sing.set_melody)
         self.view: KaraokeView | None = None
+        self.view_factory = KaraokeView  # host mode puts its room screen here (ui/party_view.py)
         self.area = QWidget()
         self.area.setObjectName("karaokeArea")
         lay = QVBoxLayout(self.area)
@@ -104,7 +105,7 @@ class KaraokeController(QObject):
 
     def open_full_screen(self) -> KaraokeView:
         song = self.w.song
-        view = KaraokeView(song.title if song else "", song.duration if song else 0.0, FULL_SCREEN_KEY, self.w)
+        view = self.view_factory(song.title if song else "", song.duration if song else 0.0, FULL_SCREEN_KEY, self.w)
         view.closed.connect(lambda: self._on_view_closed(view))
         self.view = view
         self.lyrics.views.append(view)
