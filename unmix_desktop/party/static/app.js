@@ -208,11 +208,12 @@
   }
 
   // ------------------------------------------------------------------ wiring
-  for (let k = -6; k <= 6; k++) {
+  [0, -1, -2, -3, -4, -5, -6, 1, 2, 3, 4, 5, 6].forEach((k) => {
     const op = el("option", "", k === 0 ? "my usual key" : (k > 0 ? "+" : "") + k + " semitones");
     op.value = k === 0 ? "" : String(k);
     $("key").append(op);
-  }
+  });
+  $("key").value = "";
   $("join-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
