@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
+import time
 from pathlib import Path
 
 import mutagen.flac
@@ -86,9 +87,15 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
     on_ui = lambda fn: party.dispatch(fn).result(30)  # noqa: E731 - read the window's state on its thread
     console_errors: list[str] = []
 
-    def window_order() -> list[str]:
-        return on_ui(lambda: [party.panel.singers.item(i).text().split("  ·  ")[0]
-                              for i in range(party.panel.singers.count())])
+    def window_order(expected: list[str]) -> list[str]:
+        """The singers in the window's panel, once it shows ``expected`` (or what it shows after 20 s)."""
+        deadline = time.monotonic() + 20
+        while True:
+            shown = on_ui(lambda: [party.panel.singers.item(i).text().split("  ·  ")[0]
+                                   for i in range(party.panel.singers.count())])
+            if shown == expected or time.monotonic() > deadline:
+                return shown
+            time.sleep(0.05)
 
     def browser_side() -> dict:
         out = {}
@@ -137,7 +144,7 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
                 # Bob withdraws his second song
                 bob.locator("#mine li", has_text="Rainy Night").get_by_role("button", name="Withdraw").click()
                 expect(ann.locator("#rotation li")).to_have_count(2)
-                out["after_requests"] = window_order()
+                out["after_requests"] = window_order(["Ann", "Bob"])
                 ann.screenshot(path=str(shots / "party-phone.png"), full_page=True)
 
                 # the host: a wrong PIN, then the right one
@@ -152,7 +159,7 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
                 host.locator("#host-rotation li").nth(1).locator(".h-up").click()
                 expect(ann.locator("#rotation li").nth(0)).to_contain_text("1. Bob")
                 expect(bob.locator("#myplace")).to_have_text("You're next!")
-                out["after_reorder"] = window_order()
+                out["after_reorder"] = window_order(["Bob", "Ann"])
                 # skip Bob's turn in this round: Ann is next
                 expect(host.locator("#host-rotation li .who").nth(0)).to_have_text("Bob")
                 host.locator("#host-rotation li").nth(0).locator(".h-skip-singer").click()

@@ -49,7 +49,8 @@ def test_turns_apply_singer_settings_and_move_on(harness, party, tmp_path, qtbot
     rot.set_prefs(ann.id, key=-2, tempo=0.9, guide=0.5)
     rot.request(ann.id, song_id_for(files[0]), "Song 0")
     rot.request(bob.id, song_id_for(files[1]), "Song 1", key=3)
-    assert party.panel.singers.count() == 2 and "next" in party.panel.singers.item(0).text()
+    qtbot.waitUntil(lambda: party.panel.singers.count() == 2, timeout=10_000)  # refreshed once for the burst
+    assert "next" in party.panel.singers.item(0).text()
 
     with qtbot.waitSignal(party.turn_started, timeout=WAIT_MS) as first:
         party.start_next()
@@ -73,7 +74,7 @@ def test_turns_apply_singer_settings_and_move_on(harness, party, tmp_path, qtbot
 
     party.skip_song()
     assert rot.history[-1]["outcome"] == "skipped" and rot.current is None
-    assert "Nobody is singing" in party.panel.now.text()
+    qtbot.waitUntil(lambda: "Nobody is singing" in party.panel.now.text(), timeout=10_000)
 
 
 def test_failing_song_is_marked_and_skipped(harness, party, tmp_path, qtbot):
@@ -92,6 +93,7 @@ def test_failing_song_is_marked_and_skipped(harness, party, tmp_path, qtbot):
     assert failed and "Broken.wav" in failed[0]
     assert rot.singers[ann.id].requests[0].state == "failed"
     assert rot.current.request.title == "Song 0"  # the evening went on by itself
+    qtbot.waitUntil(lambda: party.panel.singers.count() == 2, timeout=10_000)
     party.panel.singers.setCurrentRow(0)
     assert "failed" in party.panel.songs.item(0).text()
 
@@ -103,7 +105,7 @@ def test_songs_not_separated_are_queued_ahead_and_failures_marked(harness, party
     ann = rot.add_singer("Ann")
     runner = harness.window.library_ctl.runner
     rot.request(ann.id, song_id_for(files[1]), "Song 1")
-    assert [Path(i.path).name for i in runner.queue.items] == ["Song 1.wav"]
+    qtbot.waitUntil(lambda: [Path(i.path).name for i in runner.queue.items] == ["Song 1.wav"], timeout=10_000)
     qtbot.waitUntil(lambda: runner.queue.items[0].state == "done", timeout=WAIT_MS)
     assert party.catalog.get(song_id_for(files[1])).separated
     # a song whose separation fails ahead of its turn says so in the rotation
@@ -137,6 +139,7 @@ def test_remote_on_off_commands_reach_the_ui_thread(harness, party, tmp_path, qt
     qtbot.waitUntil(fut.done, timeout=WAIT_MS)  # the UI thread runs the join while the test waits
     status, me = fut.result()
     assert status == 200 and party.rotation.singers[me["singer_id"]].name == "Guest"
+    qtbot.waitUntil(lambda: party.panel.singers.count() == 1, timeout=10_000)
     assert party.panel.singers.item(0).text().startswith("Guest")
     fut = pool.submit(_get, base + "/api/request", hdr, json.dumps(
         {"singer_id": me["singer_id"], "secret": me["secret"], "song_id": song_id_for(files[0])}).encode())

@@ -44,6 +44,7 @@ PIN_FAILURES_PER_CLIENT = 5          # per minute, then 429 until the minute is 
 PIN_FAILURES_TOTAL = 30              # per minute from everyone together
 HOST_ACTIONS_PER_SECOND = 20
 DISPATCH_TIMEOUT_S = 10.0
+BROADCAST_INTERVAL_S = 0.1
 STATIC_TYPES = {".html": "text/html", ".js": "application/javascript", ".css": "text/css",
                 ".svg": "image/svg+xml"}
 STATIC_FILES = ("app.js", "app.css")
@@ -112,9 +113,11 @@ class PartyServer:
         self.pin_failures = RateLimit(PIN_FAILURES_PER_CLIENT)
         self.pin_failures_total = RateLimit(PIN_FAILURES_TOTAL)
         self.host_rate = RateLimit(HOST_ACTIONS_PER_SECOND, 1.0)
-        self.last_snapshot: str | None = None
+        self.last_snapshot: str | None = None   # the last WebSocket message (all phones get the same)
+        self.last_state: str | None = None      # ... its state, as JSON text: what GET /api/state answers
         self.requests_served = 0
         self._ready = threading.Event()
+        self._flush_pending = False
         self._start_error: BaseException | None = None
 
     # ------------------------------------------------------------------------------- lifecycle
@@ -141,6 +144,7 @@ class PartyServer:
             self.thread = None
             raise self._start_error
         self.service.listeners.append(self.publish)
+        self.dispatch(self.service.changed)  # the first state, computed on the owner's thread
         return self.url
 
     def _run(self) -> None:
@@ -216,14 +220,24 @@ class PartyServer:
         return self.url
 
     def publish(self, snapshot: dict) -> None:
-        """Send ``snapshot`` to every phone (any thread)."""
+        """Send ``snapshot`` to every phone (any thread). ``GET /api/state`` answers it at once; the
+        WebSockets get the latest state at most every :data:`BROADCAST_INTERVAL_S` (a burst of changes
+        is one message per phone, not one per change)."""
         text = json.dumps({"type": "state", "state": snapshot})
         loop = self.loop
         if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(self._broadcast, text)
+            loop.call_soon_threadsafe(self._update, text)
 
-    def _broadcast(self, text: str) -> None:
+    def _update(self, text: str) -> None:
         self.last_snapshot = text
+        self.last_state = text[len('{"type": "state", "state": '):-1]
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_later(BROADCAST_INTERVAL_S, self._broadcast)
+
+    def _broadcast(self) -> None:
+        self._flush_pending = False
+        text = self.last_snapshot
         for ws in list(self.sockets):
             if not ws.closed:
                 asyncio.ensure_future(self._send(ws, text))
@@ -272,7 +286,7 @@ class PartyServer:
             raise _Bad(413, f"request too large (at most {MAX_BODY} bytes)") from None
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[... nested too deep
             raise _Bad(400, "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise _Bad(400, "the body must be a JSON object")
@@ -306,6 +320,8 @@ class PartyServer:
         return web.Response(body=body, content_type=ctype, charset="utf-8")
 
     async def _state(self, request: web.Request) -> web.Response:
+        if self.last_state is not None:  # the state last pushed to the phones: no trip to the UI thread
+            return web.Response(text=self.last_state, content_type="application/json")
         return await self._call(self.service.snapshot)
 
     async def _search(self, request: web.Request) -> web.Response:
@@ -370,9 +386,12 @@ class PartyServer:
         self.sockets.add(ws)
         token = self.token
         try:
-            snap = await asyncio.wait_for(asyncio.wrap_future(self.dispatch(self.service.snapshot)),
-                                          DISPATCH_TIMEOUT_S)
-            await ws.send_str(json.dumps({"type": "state", "state": snap}))
+            text = self.last_snapshot
+            if text is None:
+                snap = await asyncio.wait_for(asyncio.wrap_future(self.dispatch(self.service.snapshot)),
+                                              DISPATCH_TIMEOUT_S)
+                text = json.dumps({"type": "state", "state": snap})
+            await ws.send_str(text)
             async for msg in ws:  # phones only listen; a ping keeps the line open
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
                     await ws.send_str('{"type": "pong"}')

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..party.catalog import Catalog, songs_from_files, songs_from_library
+from ..party.catalog import Catalog, Song, song_id_for, songs_from_files, songs_from_library
 from ..party.rotation import Rotation, RotationError
 from ..party.service import PartyService
 from .karaoke_view import KaraokeView
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 COUNTDOWN_S = 10
 PRESEPARATE_TURNS = 3
 END_MARGIN_S = 0.3
+REFRESH_MS = 50
 
 
 def lan_address() -> str:
@@ -459,6 +460,10 @@ class PartyController(QObject):
         self._heard_playing = False
         self._queued: dict[int, str] = {}      # batch queue item id -> song id
         self.guide = 0.0
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh_now)
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._count)
@@ -468,6 +473,7 @@ class PartyController(QObject):
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
         window.song_loaded.connect(self._on_song_loaded)
+        window.song_ready.connect(self._on_song_ready)
         window.separation_failed.connect(self._on_separation_failed)
         window.transport_ctl.timer.timeout.connect(self._on_tick)
         window.library_ctl.runner.item_finished.connect(self._on_queue_item)
@@ -488,6 +494,13 @@ class PartyController(QObject):
             return None
 
     def _on_changed(self) -> None:
+        """After every change: the panel, the room screen and the separation ahead follow, once per
+        event-loop turn however many changes came (a burst of phone requests is one refresh)."""
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def _refresh_now(self) -> None:
+        self._refresh_timer.stop()
         self.panel.refresh()
         self._preseparate()
         for view in self.room_views:
@@ -533,8 +546,7 @@ class PartyController(QObject):
             self.panel.refresh()
             raise
         self.qr = qr_image(url)
-        self.panel.refresh()
-        self._on_changed()
+        self._refresh_now()
         return url
 
     def disable_remote(self) -> None:
@@ -647,6 +659,16 @@ class PartyController(QObject):
                 self.w.notify(f"Playback failed: {exc}", "warning", 5000)
         self.turn_started.emit(rid)
         self.service.changed()
+
+    def _on_song_ready(self) -> None:
+        """A song separated during the evening (opened by hand too) can be asked for at once."""
+        song = self.w.song
+        if song is not None and song.path is not None and Path(song.path).is_file():
+            sid = song_id_for(song.path)
+            known = self.catalog.get(sid)
+            self.catalog.add([Song(sid, known.title if known else song.title, known.artist if known else "",
+                                   float(song.duration), Path(song.path), True)])
+            self.service.changed()
 
     def _on_separation_failed(self, message: str) -> None:
         if self._awaiting is not None:

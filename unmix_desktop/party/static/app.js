@@ -62,7 +62,9 @@
     const nxt = state.upcoming[0];
     $("next").textContent = nxt ? "Next: " + nxt.singer + " — " + songText(nxt) : "";
     const known = me && state.singers.some((s) => s.id === me.singer_id);
-    if (me && !known) { me = null; store.removeItem(meKey); }
+    if (me && known) me.pending = false;
+    // a singer the host removed (or a new evening) joins again; one who just joined waits for the next state
+    if (me && !known && !me.pending) { me = null; store.removeItem(meKey); }
     $("join-card").classList.toggle("hidden", !!me);
     $("me-card").classList.toggle("hidden", !me);
     $("search-card").classList.toggle("hidden", !me);
@@ -78,7 +80,7 @@
     });
     if (!state.upcoming.length) rot.append(el("li", "dim", "No songs waiting: request one!"));
     if (me) {
-      const s = state.singers.find((x) => x.id === me.singer_id);
+      const s = state.singers.find((x) => x.id === me.singer_id) || { name: me.name, place: null, requests: [] };
       $("me-name").textContent = s.name;
       $("myplace").textContent = s.place === null ? "" : (s.place === 0 ? "You're next!" : "Place " + (s.place + 1));
       const mine = $("mine");
@@ -219,6 +221,7 @@
     try {
       me = await api("POST", "/api/join", { name: $("name").value });
       store.setItem(meKey, JSON.stringify(me));
+      me.pending = true;
       render();
       search();
     } catch (e) { toast(e.message, true); }
