@@ -72,6 +72,12 @@ def test_turns_apply_singer_settings_and_move_on(harness, party, tmp_path, qtbot
     assert rot.current.request.title == "Song 1"
     assert w.session.get("key.semitones") == 3 and w.session.get("vocals.mute")  # guide 0: no vocal
 
+    # the host changes the tempo during Bob's turn: it is Bob's preference from now on (his key asked
+    # for with this song stays the song's own)
+    party.command("tempo", 0.8)
+    party.command("key", 1)
+    assert w.session.get("tempo.ratio") == pytest.approx(0.8)
+    assert rot.prefs(bob.id).tempo == pytest.approx(0.8) and rot.prefs(bob.id).key == 0
     party.skip_song()
     assert rot.history[-1]["outcome"] == "skipped" and rot.current is None
     qtbot.waitUntil(lambda: "Nobody is singing" in party.panel.now.text(), timeout=10_000)
@@ -172,6 +178,48 @@ def test_remote_on_off_commands_reach_the_ui_thread(harness, party, tmp_path, qt
     with pytest.raises(OSError):
         urllib.request.urlopen(base + "/api/state", timeout=5)
     pool.shutdown()
+
+
+def test_panel_drag_hold_skip_move_remove(harness, party, qtbot):
+    from PySide6.QtCore import QModelIndex
+
+    rot = party.rotation
+    a, b, c = (rot.add_singer(n) for n in ("Ann", "Bob", "Cy"))
+    ra = rot.request(a.id, "s1", "One")
+    panel = party.panel
+    qtbot.waitUntil(lambda: panel.singers.count() == 3, timeout=10_000)
+    # a drag in the list is a row move in its model: Cy to the top
+    assert panel.singers.model().moveRows(QModelIndex(), 2, 1, QModelIndex(), 0)
+    assert [rot.singers[i].name for i in rot.order] == ["Cy", "Ann", "Bob"]
+    qtbot.waitUntil(lambda: panel.singers.item(0).text().startswith("Cy"), timeout=10_000)
+    panel.singers.setCurrentRow(1)  # Ann
+    panel.hold_button.click()
+    assert rot.singers[a.id].held
+    qtbot.waitUntil(lambda: "on hold" in panel.singers.item(1).text(), timeout=10_000)
+    panel.singers.setCurrentRow(1)
+    panel.hold_button.click()
+    assert not rot.singers[a.id].held
+    panel.singers.setCurrentRow(1)
+    panel.skip_singer_button.click()
+    assert a.id in rot.done
+    # move Ann's song to Bob through the menu
+    qtbot.waitUntil(lambda: panel.singers.count() == 3, timeout=10_000)
+    panel.singers.setCurrentRow(1)
+    panel.songs.setCurrentRow(0)
+    menu = panel._move_menu()
+    next(act for act in menu.actions() if act.text() == "Bob").trigger()
+    assert [r.id for r in rot.singers[b.id].requests] == [ra.id] and not rot.singers[a.id].requests
+    qtbot.waitUntil(lambda: panel.singers.count() == 3, timeout=10_000)
+    panel.singers.setCurrentRow(2)  # Bob
+    panel.songs.setCurrentRow(0)
+    panel.drop_button.click()
+    assert not rot.singers[b.id].requests
+    panel.singers.setCurrentRow(0)  # Cy
+    panel.remove_button.click()
+    assert c.id not in rot.singers
+    # a refusal is a notice, never an exception
+    party.guard(lambda: rot.add_singer("<bad>"))
+    assert harness.window.last_notice[0] == "warning" and "name" in harness.window.last_notice[1]
 
 
 def test_restart_mid_evening_keeps_the_rotation(harness, tmp_path, qtbot):

@@ -591,10 +591,23 @@ class PartyController(QObject):
             self.start_next()
         elif name == "key" and s is not None:
             s.set("key.semitones", int(value))
+            self._remember(key=int(value))
         elif name == "tempo" and s is not None:
             s.set("tempo.ratio", float(value))
+            self._remember(tempo=float(value))
         elif name == "guide":
             self.set_guide(float(value))
+            self._remember(guide=self.guide)
+
+    def _remember(self, **prefs) -> None:
+        """The host's change during a turn is that singer's preference from now on (next evening too);
+        a key asked for with this one song stays the song's own."""
+        cur = self.rotation.current
+        if cur is None or self._playing != cur.request.id or cur.singer_id not in self.rotation.singers:
+            return
+        if "key" in prefs and cur.request.key is not None:
+            return
+        self.rotation.set_prefs(cur.singer_id, **prefs)
 
     def set_guide(self, level: float) -> None:
         """How much of the original vocal stays in: 0 = none (muted), 1 = all (0 dB)."""
@@ -651,6 +664,8 @@ class PartyController(QObject):
                 s.set("key.semitones", int(prefs.key))
                 s.set("tempo.ratio", float(prefs.tempo))
         self.set_guide(prefs.guide)
+        for view in self.room_views:  # the room sees the song as it was asked for
+            view.title = f"{cur.request.title} — {cur.request.artist}" if cur.request.artist else cur.request.title
         player = self.w.player
         if getattr(player, "available", False) and not player.playing:
             try:
