@@ -176,6 +176,7 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
                 host.screenshot(path=str(shots / "party-host.png"))
                 host.click("#h-skip")
                 expect(ann.locator("#now")).to_have_text("Nobody yet")
+                expect(ann.locator("#history li")).to_have_text(["AnnThe Tinies – Sunny Day  (skipped)"])
                 out["history"] = on_ui(lambda: [(h["singer"], h["outcome"]) for h in party.rotation.history])
                 # a guest cannot do host things: no session, 403
                 status = ann.evaluate("""async () => (await fetch('/api/host/skip', {method: 'POST',

@@ -81,6 +81,7 @@ def test_turns_apply_singer_settings_and_move_on(harness, party, tmp_path, qtbot
     party.skip_song()
     assert rot.history[-1]["outcome"] == "skipped" and rot.current is None
     qtbot.waitUntil(lambda: "Nobody is singing" in party.panel.now.text(), timeout=10_000)
+    assert party.panel.history.text() == "Sung tonight: Bob — Song 1 (skipped); Ann — Song 0"
 
 
 def test_failing_song_is_marked_and_skipped(harness, party, tmp_path, qtbot):

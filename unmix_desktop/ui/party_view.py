@@ -280,6 +280,11 @@ class PartyPanel(QWidget):
             row.addWidget(b)
         lay.addLayout(row)
 
+        self.history = QLabel("")
+        self.history.setObjectName("partyHistory")
+        self.history.setWordWrap(True)
+        lay.addWidget(self.history)
+
         self.remote_button = QPushButton("Phone remote: off")
         self.remote_button.setCheckable(True)
         self.remote_button.toggled.connect(self._toggle_remote)
@@ -393,6 +398,11 @@ class PartyPanel(QWidget):
                 if sid == keep:
                     self.singers.setCurrentItem(item)
             self._show_songs()
+            last = rot.history[-3:]
+            self.history.setText("Sung tonight: " + "; ".join(
+                f"{h.get('singer')} — {h.get('title')}" + ("" if h.get("outcome") == "sung" else
+                                                          f" ({h.get('outcome')})")
+                for h in reversed(last)) if last else "")
             server = self.ctl.server
             on = server is not None and server.running
             self.remote_button.setChecked(on)

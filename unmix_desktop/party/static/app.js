@@ -96,6 +96,17 @@
       });
       if (!s.requests.length) mine.append(el("li", "dim", "No songs requested yet"));
     }
+    const hist = $("history");
+    hist.replaceChildren();
+    state.history.slice().reverse().forEach((h) => {
+      const li = el("li");
+      const g = el("div", "grow");
+      g.append(el("div", "who", h.singer), el("div", "song " + (h.outcome === "failed" ? "failed" : ""),
+        songText(h) + (h.outcome === "sung" ? "" : "  (" + h.outcome + ")")));
+      li.append(g);
+      hist.append(li);
+    });
+    $("history-card").classList.toggle("hidden", !state.history.length);
     renderHost();
   }
 
