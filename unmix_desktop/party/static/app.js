@@ -4,11 +4,11 @@
 (function () {
   const token = document.body.dataset.token;
   const $ = (id) => document.getElementById(id);
-  const store = window.sessionStorage;
-  const meKey = "party-me-" + token.slice(0, 6);
+  const store = window.localStorage;  // the phone keeps its singer across tabs and a new link
+  const meKey = "unmix-party-me";
   let me = null;
   try { me = JSON.parse(store.getItem(meKey) || "null"); } catch (e) { me = null; }
-  let host = store.getItem("party-host-" + token.slice(0, 6));
+  let host = window.sessionStorage.getItem("party-host-" + token.slice(0, 6));
   let state = null;
   let ws = null;
   let retry = 500;
@@ -47,7 +47,14 @@
     }
     let data = {};
     try { data = await res.json(); } catch (e) { data = {}; }
-    if (!res.ok) throw new Error(data.error || ("error " + res.status));
+    if (!res.ok) {
+      if (res.status === 403 && /join first/.test(data.error || "") && me) {  // the host app restarted
+        me = null;
+        store.removeItem(meKey);
+        render();
+      }
+      throw new Error(data.error || ("error " + res.status));
+    }
     return data;
   }
   const hostCall = (action, args) => api("POST", "/api/host/" + action, args || {}, { "X-Host-Session": host || "" });
@@ -163,7 +170,11 @@
     try {
       await hostCall(action, args);
     } catch (e) {
-      if (/PIN/.test(e.message)) { host = null; store.removeItem("party-host-" + token.slice(0, 6)); renderHost(); }
+      if (/PIN/.test(e.message)) {
+        host = null;
+        window.sessionStorage.removeItem("party-host-" + token.slice(0, 6));
+        renderHost();
+      }
       toast(e.message, true);
     }
   }
@@ -243,7 +254,7 @@
     try {
       const r = await api("POST", "/api/host/login", { pin: $("host-pin").value });
       host = r.host;
-      store.setItem("party-host-" + token.slice(0, 6), host);
+      window.sessionStorage.setItem("party-host-" + token.slice(0, 6), host);
       $("host-pin").value = "";
       renderHost();
     } catch (e) { toast(e.message, true); }
