@@ -205,3 +205,15 @@ def test_names_cleaned_and_unique():
         rot.request(a.id, "ok", key=13)
     with pytest.raises(RotationError):
         rot.request(12345, "ok")
+
+
+def test_deferred_saving_writes_once_when_the_owner_asks(tmp_path):
+    path = tmp_path / "r.json"
+    calls = []
+    rot = Rotation(path)
+    rot.defer_save = lambda: calls.append(1)
+    a = rot.add_singer("Ann")
+    rot.request(a.id, "s1")
+    assert len(calls) == 2 and not path.exists()
+    rot.save()
+    assert [s.name for s in Rotation(path).singers.values()] == ["Ann"]

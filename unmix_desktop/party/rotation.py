@@ -15,7 +15,8 @@
 * **Preferences** per singer name (key shift, tempo, vocal guide level = how much of the original
   vocal stays in) are remembered across evenings: :meth:`new_evening` clears singers, order and
   history, never the preferences.
-* **Persisted** after every change with an atomic write; a file that does not validate on load is
+* **Persisted** after every change with an atomic write (or, with ``defer_save``, by the owner
+  soon after a burst of changes: the window saves at most every 200 ms and on close); a file that does not validate on load is
   set aside (renamed ``*.bad-<time>``, never deleted) and the rotation starts empty with
   ``load_error`` saying why.
 
@@ -154,6 +155,7 @@ class Rotation:
         self.history: list[dict] = []
         self.preferences: dict[str, Preferences] = {}
         self.load_error: str | None = None
+        self.defer_save: Callable[[], None] | None = None   # set: called instead of saving at once
         self._next_id = 1
         self.version = 0
         if self.path is not None and self.path.exists():
@@ -240,7 +242,10 @@ class Rotation:
 
     def _changed(self) -> None:
         self.version += 1
-        self.save()
+        if self.defer_save is not None:
+            self.defer_save()  # the owner saves a burst of changes once, soon (and on close)
+        else:
+            self.save()
         if self.on_change is not None:
             self.on_change()
 

@@ -223,12 +223,12 @@ class PartyServer:
         """Send ``snapshot`` to every phone (any thread). ``GET /api/state`` answers it at once; the
         WebSockets get the latest state at most every :data:`BROADCAST_INTERVAL_S` (a burst of changes
         is one message per phone, not one per change)."""
-        text = json.dumps({"type": "state", "state": snapshot})
         loop = self.loop
         if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(self._update, text)
+            loop.call_soon_threadsafe(self._update, snapshot)  # a fresh dict: encoded on this loop's thread
 
-    def _update(self, text: str) -> None:
+    def _update(self, snapshot: dict) -> None:
+        text = json.dumps({"type": "state", "state": snapshot})
         self.last_snapshot = text
         self.last_state = text[len('{"type": "state", "state": '):-1]
         if not self._flush_pending:

@@ -57,6 +57,7 @@ COUNTDOWN_S = 10
 PRESEPARATE_TURNS = 3
 END_MARGIN_S = 0.3
 REFRESH_MS = 50
+SAVE_MS = 200
 
 
 def lan_address() -> str:
@@ -474,6 +475,11 @@ class PartyController(QObject):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self._refresh_now)
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(SAVE_MS)
+        self._save_timer.timeout.connect(self.save)
+        self.rotation.defer_save = lambda: None if self._save_timer.isActive() else self._save_timer.start()
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._count)
@@ -813,6 +819,14 @@ class PartyController(QObject):
             "url_short": url.split("?")[0],
         }
 
+    def save(self) -> None:
+        self._save_timer.stop()
+        try:
+            self.rotation.save()
+        except OSError as exc:
+            self.w.notify(f"Could not save the rotation ({exc.strerror or exc})", "warning", 5000)
+
     def close(self) -> None:
         self._timer.stop()
         self.disable_remote()
+        self.save()
