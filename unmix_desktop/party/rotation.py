@@ -17,8 +17,8 @@
   history, never the preferences.
 * **Persisted** after every change with an atomic write (or, with ``defer_save``, by the owner
   soon after a burst of changes: the window saves at most every 200 ms and on close); a file that
-  does not validate on load is set aside (renamed ``*.bad-<time>``, never deleted) and the rotation starts empty with
-  ``load_error`` saying why.
+  does not validate on load is set aside (renamed ``*.bad-<time>``, never deleted) and the rotation
+  starts empty with ``load_error`` saying why.
 
 All methods run on one thread (the owner's); ``on_change`` is called after every change.
 """
