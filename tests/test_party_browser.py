@@ -183,6 +183,19 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
                     headers: {'X-Party-Token': document.body.dataset.token, 'Content-Type': 'application/json'},
                     body: '{}'})).status""")
                 out["guest_host_status"] = status
+                # the host asks for a new link: old pages go offline with a message, the old token is
+                # refused, a phone that opens the new link (scans the new code) is still the same singer
+                host.click("#h-rotate")
+                host.wait_for_url(lambda u: party.server.token in u)
+                expect(ann.locator("#conn")).to_have_text("offline")
+                expect(ann.locator("#toast")).to_contain_text("scan the new code")
+                out["old_token_status"] = ann.evaluate("""async () => (await fetch('/api/state',
+                    {headers: {'X-Party-Token': document.body.dataset.token}})).status""")
+                ann.goto(host.url)
+                expect(ann.locator("#conn")).to_have_text("live")
+                expect(ann.locator("#me-name")).to_have_text("Ann")
+                host.click("#host-details summary")
+                expect(host.locator("#host-form")).to_be_visible()  # the host unlocks again with the PIN
             finally:
                 browser.close()
         return out
@@ -194,6 +207,7 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
     assert out["window_key"] == -1
     assert out["history"] == [("Ann", "skipped")]
     assert out["guest_host_status"] == 403
+    assert out["old_token_status"] == 403
     assert [r.title for r in party.rotation.singers[party.rotation.order[0]].requests] == ["Moon River Test"]
     assert not [e for e in console_errors if "wrong PIN" not in e and "403" not in e], console_errors
 
