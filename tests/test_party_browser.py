@@ -61,6 +61,9 @@ def party(harness, tmp_path):
         tags = mutagen.flac.FLAC(p)
         tags["title"], tags["artist"] = title, artist
         tags.save()
+        # synced lyrics beside the song (the room screen shows them)
+        p.with_suffix(".lrc").write_text(f"[00:00.00]{title}, sing it loud\n[00:00.60]every word on the screen\n"
+                                         "[00:01.20]one more line for the room\n[00:01.80]la la la\n")
         files.append(p)
     ctl.add_files(files)
     ctl.files = files
@@ -222,8 +225,10 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
     with qtbot.waitSignal(party.turn_started, timeout=WAIT_MS):
         party.start_next()
     view.resize(1280, 720)
+    qtbot.waitUntil(lambda: party.w.karaoke_ctl.lyrics.lyrics is not None, timeout=WAIT_MS)
     harness.window.seek(0.8)
     party.w.karaoke_ctl.tick()
+    assert view.current_text() == "every word on the screen"
     assert not party.room_info()["between"] and party.room_info()["singer"] == "Bob"
     assert view.grab().save(str(shots / "party-room-singing.png"))
     view.close()

@@ -167,7 +167,7 @@ class RoomScreen(KaraokeView):
             p.setPen(DIM)
             p.drawText(QRectF(margin, h * 0.72, w * 0.7, h * 0.08),
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"Next: {info['next']}")
-        self._paint_qr(p, QRectF(w * 0.8, h * 0.62, w * 0.17, h * 0.24), info)
+        self._paint_qr(p, QRectF(w * 0.8, h * 0.7, w * 0.17, h * 0.185), info)  # below the next lyric line
 
     def _paint_between(self, info: dict) -> None:
         p = QPainter(self)
