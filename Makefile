@@ -9,8 +9,11 @@ APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth desktop-file-utils
 # Training only (synthetic corpus, `unmix make-corpus`): FluidSynth and a General MIDI soundfont.
 TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
+# Browser tests of the party's phone remote (tests/test_party_browser.py): Debian's headless Chromium,
+# driven by Playwright (never `playwright install`: no browser download).
+BROWSER_APT_PKGS := chromium chromium-driver
 
-.PHONY: all setup system-deps training-deps run test lint test-slow bench clean
+.PHONY: all setup system-deps training-deps browser-deps run test lint test-slow bench clean
 
 all: setup
 
@@ -30,6 +33,9 @@ system-deps:
 training-deps:
 	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(TRAIN_APT_PKGS)"
 
+browser-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(BROWSER_APT_PKGS)"
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -47,7 +53,7 @@ setup: system-deps $(STAMP)
 run: setup
 	$(BIN)/unmix-desktop $(ARGS)
 
-test: setup training-deps lint
+test: setup training-deps browser-deps lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # ruff (rules in pyproject.toml) over the package, tests, benchmarks, studies and packaging scripts.

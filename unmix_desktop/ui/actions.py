@@ -105,6 +105,8 @@ class WindowActions:
                                         "Big lyrics for a second screen or a TV (Esc to leave)")
         self.sing = self._action("Sing (Microphone)", k.sing.toggle, "Ctrl+Shift+S", sing_menu,
                                  "Your pitch over the melody and a score per line")
+        self._action("Karaoke Night (Host Mode)", w.party, None, sing_menu,
+                     "A singer rotation, a room screen and a phone remote for guests")
         self._action("Lyrics Earlier (−0.1 s)", lambda: k.lyrics.nudge(-100), "Ctrl+Alt+Left", sing_menu)
         self._action("Lyrics Later (+0.1 s)", lambda: k.lyrics.nudge(100), "Ctrl+Alt+Right", sing_menu)
 

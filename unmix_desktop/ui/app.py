@@ -1,6 +1,11 @@
 """``unmix-desktop``: the GUI entry point.
 
     unmix-desktop [SONG] [--model NAME] [--screenshot PNG [--size WxH]] [--version]
+    unmix-desktop --party [--host ADDR] [--port N] [--pin PIN]
+
+``--party`` opens the window in host mode (karaoke night) with the phone remote on; the first line
+on stdout is ``Party remote: URL`` (the guest URL with its token). The default address is this
+machine's LAN address.
 
 ``SONG`` is opened at start. With ``--screenshot`` the window separates the song, draws the
 spectrograms, renders itself to the PNG and exits (0 on success, 2 with a one-line message on
@@ -30,8 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="1400x860", help="window size for --screenshot (default 1400x860)")
     p.add_argument("--seek", type=float, default=None,
                    help="with --screenshot: put the playhead at this many seconds (default: 40%% of the song)")
+    p.add_argument("--party", action="store_true", help="host mode: singer rotation, room screen, phone remote on")
+    p.add_argument("--host", metavar="ADDR", help="with --party: the address to listen on (default: the LAN address)")
+    p.add_argument("--port", type=_port, default=0, metavar="N", help="with --party: the port (default: a free one)")
+    p.add_argument("--pin", type=_pin, metavar="PIN", help="with --party: the host PIN (default: a random one, shown)")
     p.add_argument("--version", action="version", version=f"unmix-desktop {__version__}")
     return p
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
+    return port
+
+
+def _pin(text: str) -> str:
+    if not (4 <= len(text) <= 32 and text.isascii() and text.isalnum()):
+        raise argparse.ArgumentTypeError("a PIN is 4 to 32 letters or digits")
+    return text
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -103,6 +128,17 @@ def main(argv: list[str] | None = None) -> int:
                           lambda: fail(f"no result after {SCREENSHOT_TIMEOUT_S:.0f} s"))
 
     window.show()
+    if args.party:
+        party = window.party()
+        try:
+            url = party.enable_remote(args.host, args.port, args.pin)
+        except OSError as exc:
+            print(f"unmix-desktop: error: {args.host or 'LAN address'}:{args.port}: cannot start the party remote "
+                  f"({exc.strerror or exc})", file=sys.stderr)
+            window.close()
+            return 2
+        print(f"Party remote: {url}", flush=True)
+        print(f"Host PIN: {party.server.pin}", flush=True)
     if args.song:
         if not window.open_song(args.song):
             if args.screenshot:

@@ -41,6 +41,7 @@ class KaraokeController(QObject):
         self.editor = window.lyrics_editor_ctl = make_lyrics_editor(window, self.lyrics, self.melody)
         self.ultrastar = window.ultrastar_ctl = UltraStarController(window)
         self.view: KaraokeView | None = None
+        self.view_factory = KaraokeView  # host mode puts its room screen here (ui/party_view.py)
         self.area = QWidget()
         self.area.setObjectName("karaokeArea")
         lay = QVBoxLayout(self.area)
@@ -112,7 +113,7 @@ class KaraokeController(QObject):
 
     def open_full_screen(self) -> KaraokeView:
         song = self.w.song
-        view = KaraokeView(song.title if song else "", song.duration if song else 0.0, FULL_SCREEN_KEY, self.w)
+        view = self.view_factory(song.title if song else "", song.duration if song else 0.0, FULL_SCREEN_KEY, self.w)
         view.closed.connect(lambda: self._on_view_closed(view))
         self.view = view
         self.lyrics.views.append(view)

@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         if queue_path is None:
             queue_path = (self.sessions.root.parent if stem_cache is not None else paths.data_dir()) / "queue.json"
         self.library_ctl = LibraryController(self, queue_path)
+        self.party_ctl = None  # host mode (karaoke night): ui/party_view.py, made on first use
         self.actions_ = WindowActions(self)
         self.monitor.observe(lambda control, value: self.actions_.mute_output.setChecked(self.monitor.output_muted))
         self._save_timer = QTimer(self)
@@ -237,6 +238,15 @@ class MainWindow(QMainWindow):
     @property
     def loop_enabled(self) -> bool:
         return self.session is not None and self.session.loop is not None
+
+    def party(self, **kwargs):
+        """The host mode's controller (karaoke night), made on first use."""
+        if self.party_ctl is None:
+            from .party_view import PartyController
+
+            self.party_ctl = PartyController(self, **kwargs)
+        self.party_ctl.dock.show()
+        return self.party_ctl
 
     def seek(self, seconds: float) -> None:
         self.transport_ctl.seek(seconds)
@@ -636,6 +646,8 @@ class MainWindow(QMainWindow):
         self.transport_ctl.timer.stop()
         self.sep_ctl.timer.stop()
         self.karaoke_ctl.close()
+        if self.party_ctl is not None:
+            self.party_ctl.close()  # the phone remote stops: every connection closed
         for task in list(self.tasks):
             task.abandon()
         self.tasks.clear()
