@@ -1,0 +1,156 @@
+"""Chords and key on generated songs of known chords (minor key, sevenths, no-chord gaps, a key change);
+labels, capo hints, the chart, the chord sheet, the JSON/.lab files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from chord_audio import overlap_accuracy, song
+
+from unmix_desktop.analysis.chords import (
+    ChordChart,
+    ChordError,
+    Segment,
+    analyse_chords,
+    capo_hint,
+    chart_text,
+    chord_sheet,
+    display_label,
+    key_name,
+    split_label,
+    transpose_label,
+)
+
+MINOR_SEVENTHS = ["A:min", "D:min7", "G:7", "C:maj7", "F:maj", "D:min7", "E:7", "A:min", "N", "N",
+                  "A:min7", "D:min", "E:7", "A:min"]
+
+
+@pytest.fixture(scope="module")
+def minor_song():
+    return song(MINOR_SEVENTHS)
+
+
+def test_sevenths_minor_key_and_no_chord_gap(minor_song):
+    stems, ref = minor_song
+    chart = analyse_chords({k: stems[k] for k in ("accompaniment", "bass", "drums")}, vocabulary="sevenths")
+    assert overlap_accuracy(ref, chart.chords) >= 0.9, [(round(s.start, 1), s.label) for s in chart.chords]
+    assert chart.key == "A:min"
+    gaps = [s for s in chart.chords if s.label == "N"]
+    assert len(gaps) == 1 and abs(gaps[0].start - 16.0) < 0.6 and abs(gaps[0].end - 20.0) < 0.6
+    # boundaries snapped to the beat grid (0.5 s beats)
+    assert chart.snapped
+    beats = np.asarray(chart.beats)
+    for s in chart.chords[1:]:
+        assert np.min(np.abs(beats - s.start)) < 0.02
+
+
+def test_majmin_vocabulary_reads_sevenths_as_triads(minor_song):
+    stems, ref = minor_song
+    chart = analyse_chords({k: stems[k] for k in ("accompaniment", "bass", "drums")}, vocabulary="majmin")
+    labels = {s.label for s in chart.chords}
+    assert labels <= {"N"} | {f"{n}:{q}" for n in ("A", "D", "G", "C", "F", "E") for q in ("maj", "min")}
+    triads = [(a, b, lab.replace("min7", "min").replace("maj7", "maj").replace(":7", ":maj")) for a, b, lab in ref]
+    assert overlap_accuracy(triads, chart.chords) >= 0.9
+
+
+def test_key_change_is_found():
+    first = ["C:maj", "F:maj", "G:maj", "C:maj", "A:min", "D:min", "G:maj", "C:maj"]
+    second = [transpose_label(x, 3) for x in first]  # Eb major
+    stems, ref = song(first + second, seed=1)
+    chart = analyse_chords({"accompaniment": stems["accompaniment"], "bass": stems["bass"]})
+    assert [k.label for k in chart.keys] == ["C:maj", "Eb:maj"]
+    assert abs(chart.keys[1].start - 16.0) < 2.5
+    assert overlap_accuracy(ref, chart.chords) >= 0.9
+    assert chart.key_at(3.0) == "C:maj" and chart.key_at(25.0) == "Eb:maj"
+
+
+def test_mix_alone_without_a_bass_stem():
+    stems, ref = song(["E:min", "C:maj", "G:maj", "D:maj"] * 2, seed=2)
+    chart = analyse_chords({"mix": stems["accompaniment"]})
+    assert overlap_accuracy(ref, chart.chords) >= 0.85
+    assert chart.key in ("G:maj", "E:min")
+
+
+def test_unknown_vocabulary_and_empty_input():
+    with pytest.raises(ChordError, match="vocabulary"):
+        analyse_chords({"mix": np.zeros((44100, 2), np.float32)}, vocabulary="jazz")
+    with pytest.raises(ChordError):
+        analyse_chords({})
+
+
+def test_labels_transpose_and_display():
+    assert split_label("A:min7/b3") == (9, "min7", "/b3")
+    assert split_label("N") == (-1, "", "")
+    assert split_label("C") == (0, "maj", "")
+    assert transpose_label("A:min7", 3) == "C:min7"
+    assert transpose_label("Bb:maj", 2) == "C:maj"
+    assert transpose_label("N", 5) == "N"
+    assert display_label("A:min7") == "Am7"
+    assert display_label("G:7", 2) == "A7"
+    assert display_label("C:maj", 1, flats=True) == "Db"
+    assert display_label("N") == "N.C."
+    assert key_name("A:min") == "A minor"
+    assert key_name("C:maj", 3) == "Eb major"
+    assert key_name("E:maj", 2) == "F# major"
+    with pytest.raises(ChordError):
+        split_label("H:maj")
+
+
+def test_capo_hint():
+    assert capo_hint("Bb:maj") == "capo 3, play G shapes"
+    assert capo_hint("G:maj") == ""
+    assert capo_hint("G:maj", 3) == "capo 3, play G shapes"   # Bb as heard
+    assert capo_hint("C:min") == "capo 3, play Am shapes"
+    assert capo_hint("N") == ""
+
+
+def _chart() -> ChordChart:
+    beats = [i * 0.5 for i in range(17)]
+    return ChordChart("A:min", [Segment(0.0, 2.0, "A:min"), Segment(2.0, 4.0, "F:maj"), Segment(4.0, 6.0, "G:7"),
+                                Segment(6.0, 8.0, "N")],
+                      [Segment(0.0, 8.0, "A:min")], "sevenths", beats, 4, beats[::4], True)
+
+
+def test_chart_json_round_trip_and_damage(tmp_path):
+    chart = _chart()
+    path = chart.save_json(tmp_path / "c.json")
+    back = ChordChart.load_json(path)
+    assert back.key == "A:min" and [s.label for s in back.chords] == ["A:min", "F:maj", "G:7", "N"]
+    assert back.beats == chart.beats
+    public = json.loads(chart.save_json(tmp_path / "p.json", full=False).read_text())
+    assert set(public) == {"key", "chords"} and public["chords"][1] == {"start": 2.0, "end": 4.0, "label": "F:maj"}
+    d = chart.to_dict()
+    for broken in ({**d, "key": "H:maj"}, {**d, "chords": [{"start": 1.0, "end": 0.5, "label": "C:maj"}]},
+                   {**d, "chords": [{"start": "x", "end": 1, "label": "C"}]}, {**d, "vocabulary": "jazz"},
+                   {k: v for k, v in d.items() if k != "chords"}, [1, 2]):
+        with pytest.raises(ChordError):
+            ChordChart.from_dict(broken)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ChordError):
+        ChordChart.load_json(tmp_path / "bad.json")
+    lab = chart.save_lab(tmp_path / "c.lab").read_text().splitlines()
+    assert lab[0].split("\t") == ["0.000", "2.000", "A:min"] and len(lab) == 4
+
+
+def test_chart_text_and_position():
+    chart = _chart()
+    text = chart_text(chart)
+    assert "| Am" in text and "F" in text and "G7" in text and "N.C." in text
+    assert text.count("|") >= 5
+    shifted = chart_text(chart, 2)
+    assert "Bm" in shifted and "A7" in shifted
+    assert chart.at(2.5) == 1 and chart.at(-1.0) == -1 and chart.at(9.0) == -1
+
+
+def test_chord_sheet_places_chords_over_words():
+    chart = _chart()
+    sheet = chord_sheet(chart, [(0.0, 4.0, "hello there my old friend"), (4.0, 8.0, "silence now")])
+    lines = sheet.splitlines()
+    assert lines[0].startswith("Key: A minor")
+    i = lines.index("hello there my old friend")
+    above = lines[i - 1]
+    assert above.startswith("Am") and "F" in above
+    assert above.index("F") >= len("hello there m") - 2  # F comes half way through the line
+    assert lines[lines.index("silence now") - 1].startswith("G7")
