@@ -9,8 +9,10 @@ APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth desktop-file-utils
 # Training only (synthetic corpus, `unmix make-corpus`): FluidSynth and a General MIDI soundfont.
 TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
+# benchmarks/bench_chords.py renders its held-out songs with a soundfont never used while developing
+BENCH_APT_PKGS := musescore-general-soundfont
 
-.PHONY: all setup system-deps training-deps run test lint test-slow bench clean
+.PHONY: all setup system-deps training-deps bench-deps run test lint test-slow bench clean
 
 all: setup
 
@@ -29,6 +31,9 @@ system-deps:
 
 training-deps:
 	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(TRAIN_APT_PKGS)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(TRAIN_APT_PKGS) $(BENCH_APT_PKGS)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +65,9 @@ test-slow: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_separate.py
 	$(BIN)/python benchmarks/bench_player.py
+
+bench-chords: setup bench-deps
+	$(BIN)/python benchmarks/bench_chords.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -4,9 +4,14 @@ labels, capo hints, the chart, the chord sheet, the JSON/.lab files."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from chord_audio import overlap_accuracy, song
 
 from unmix_desktop.analysis.chords import (
@@ -154,3 +159,76 @@ def test_chord_sheet_places_chords_over_words():
     assert above.startswith("Am") and "F" in above
     assert above.index("F") >= len("hello there m") - 2  # F comes half way through the line
     assert lines[lines.index("silence now") - 1].startswith("G7")
+
+
+# ------------------------------------------------------------------------------------------------
+# unmix chords / unmix key
+# ------------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def unmix(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "unmix_desktop.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+
+
+def test_cli_chords_and_key_from_a_stems_folder(tmp_path, minor_song):
+    stems, ref = minor_song
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    for name in ("accompaniment", "bass", "drums"):
+        sf.write(folder / f"{name}.wav", stems[name], 44100, subtype="FLOAT")
+    out = tmp_path / "c.json"
+    r = unmix("chords", str(folder), "--json", str(out), "--lab", str(tmp_path / "c.lab"), "--vocabulary", "sevenths")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "Key: A minor [A:min]"
+    assert "| Am" in r.stdout and "G7" in r.stdout and "N.C." in r.stdout
+    d = json.loads(out.read_text())
+    assert d["key"] == "A:min" and set(d) == {"key", "chords"}
+    est = [Segment(c["start"], c["end"], c["label"]) for c in d["chords"]]
+    assert overlap_accuracy(ref, est) >= 0.9
+    assert (tmp_path / "c.lab").read_text().startswith("0.000\t")
+    cached = folder / "chords-sevenths.json"
+    assert cached.is_file()
+    # the cache answers next time; a damaged one is a miss and is rewritten
+    cached.write_text('{"key": "A:min", "chords": [{"start": 0, "end": "x"}], "method": 1}')
+    r = unmix("key", str(folder))
+    assert r.returncode == 0 and r.stdout.strip() == "A minor [A:min]", r.stderr
+    r = unmix("chords", str(folder), "--vocabulary", "sevenths", "--transpose", "2")
+    assert r.returncode == 0 and "as played +2: B minor" in r.stdout and "A7" in r.stdout  # G7 up a tone
+    assert json.loads(cached.read_text())["chords"][0]["end"] > 0
+
+
+def test_cli_chords_errors(tmp_path):
+    r = unmix("chords", str(tmp_path / "missing.wav"))
+    assert r.returncode == 2 and r.stderr.startswith("unmix: error: ") and "missing.wav" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = unmix("key", str(tmp_path / "missing.wav"))
+    assert r.returncode == 2 and "missing.wav" in r.stderr and "Traceback" not in r.stderr
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros((44100, 2), np.float32), 44100)
+    r = unmix("chords", str(song), "--json", str(tmp_path))
+    assert r.returncode == 2 and "is a folder" in r.stderr
+    r = unmix("chords", str(song), "--json", str(song))
+    assert r.returncode == 2 and "refusing to overwrite" in r.stderr
+    r = unmix("chords", str(song), "--vocabulary", "jazz")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_cli_chords_separates_a_song(tmp_path):
+    stems, ref = song(["C:maj", "A:min", "F:maj", "G:maj"] * 2, seed=3)
+    path = tmp_path / "song.flac"
+    sf.write(path, stems["accompaniment"], 44100)
+    out = tmp_path / "c.json"
+    r = unmix("chords", str(path), "--json", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    est = [Segment(c["start"], c["end"], c["label"]) for c in d["chords"]]
+    assert overlap_accuracy(ref, est) >= 0.85
+    assert d["key"] in ("C:maj", "A:min")
+    caches = list(Path(os.environ["UNMIX_CACHE_DIR"]).rglob("chords-majmin.json"))
+    assert caches, "the chart is cached beside the stems"
+    r = unmix("key", str(path), "--quiet")
+    assert r.returncode == 0 and r.stdout.strip().endswith(f"[{d['key']}]")

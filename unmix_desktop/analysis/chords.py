@@ -694,3 +694,56 @@ def chord_sheet(chart: ChordChart, lines: Sequence[tuple[float, float, str]], se
             out.append("".join(row))
         out.append(text)
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# cache
+# ------------------------------------------------------------------------------------------------
+
+#: bumped when the method changes, so cached charts of an older method are recomputed
+METHOD_VERSION = 1
+
+
+def cache_name(vocabulary: str = DEFAULT_VOCABULARY) -> str:
+    return f"chords-{vocabulary}.json"
+
+
+def read_cached(path: str | os.PathLike | None, vocabulary: str) -> ChordChart | None:
+    """The chart cached at ``path``, or ``None`` when it is missing, damaged, of another vocabulary or of
+    an older method (every field validated; a damaged cache is a miss)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        d = json.loads(p.read_text())
+        if not isinstance(d, dict) or d.get("method") != METHOD_VERSION:
+            return None
+        chart = ChordChart.from_dict(d)
+    except (OSError, UnicodeDecodeError, ValueError, ChordError):
+        return None
+    return chart if chart.vocabulary == vocabulary else None
+
+
+def write_cached(path: str | os.PathLike | None, chart: ChordChart) -> None:
+    """Write the chart to ``path`` (atomic); an unwritable cache is skipped silently (it is only a cache)."""
+    if path is None or not Path(path).parent.is_dir():
+        return
+    try:
+        atomic_write_json(path, {**chart.to_dict(), "method": METHOD_VERSION})
+    except OSError:
+        pass
+
+
+def chords_for_stems(stems: Mapping[str, np.ndarray], sample_rate: int = SAMPLE_RATE,
+                     cache_file: str | os.PathLike | None = None, vocabulary: str = DEFAULT_VOCABULARY,
+                     grid=None) -> tuple[ChordChart, bool]:
+    """``(chart, from_cache)``: read from ``cache_file`` when it holds a valid chart, else computed and
+    written there."""
+    cached = read_cached(cache_file, vocabulary)
+    if cached is not None:
+        return cached, True
+    chart = analyse_chords(stems, sample_rate, grid, vocabulary)
+    write_cached(cache_file, chart)
+    return chart, False
