@@ -107,6 +107,18 @@ def render(song_dir: Path, seed: int, duration: float, soundfont: str, cache: Pa
     return stems
 
 
+def separated(pipe, model_name: str, mix: np.ndarray, folder: Path) -> dict[str, np.ndarray]:
+    """The mix separated by ``model_name`` (kept beside the render: a rerun does not separate again)."""
+    names = ("vocals", "accompaniment")
+    files = {n: folder / f"sep-{model_name}-{n}.flac" for n in names}
+    if all(f.is_file() for f in files.values()):
+        return {n: load_audio(f) for n, f in files.items()}
+    stems = pipe.separate(mix, model_name)
+    for n in names:
+        save_audio(files[n], stems[n])
+    return stems
+
+
 def baseline(mix: np.ndarray, vocabulary: str) -> tuple[list, str]:
     """Plain chroma over the full mix, templates, argmax per 0.5 s frame (no NNLS, bass, beats or HMM)."""
     duration = mix.shape[0] / SAMPLE_RATE
@@ -201,7 +213,8 @@ def main() -> int:
             systems[f"ours-stems/{vocab}"] = ([(s.start, s.end, s.label) for s in chart.chords], chart.key)
             if pipe is not None:
                 if vocab == "majmin":
-                    sep = pipe.separate(mix, model_name)
+                    sep = separated(pipe, model_name, mix, cache / f"{d.name}_{args.seed}_{int(args.duration)}_"
+                                                                 f"{Path(soundfont).stem}")
                 t = time.perf_counter()
                 chart = C.analyse_chords({"vocals": sep["vocals"], "accompaniment": sep["accompaniment"]},
                                          SAMPLE_RATE, vocabulary=vocab)

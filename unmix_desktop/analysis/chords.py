@@ -50,7 +50,7 @@ N_HARMONICS = 8
 HARMONIC_DECAY = 0.6
 FALLBACK_GRID_S = 0.5               # analysis step where no confident beat grid exists
 N_LEVEL = 0.25                      # tonal energy (x the song's 60th percentile) below which N is likely
-MAX_CELL_S = 0.75                   # beats longer than this are split in two (or three)
+MAX_CELL_S = 0.5                    # beats longer than this are split in two (or three)
 BEAT_CONFIDENCE = 1.3               # BeatGrid.confidence from which chords snap to beats
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
