@@ -76,6 +76,7 @@ def test_chord_lane_follows_the_song_and_the_key_shift(harness, tmp_path):
     assert lane.detail_text() == "song: A minor  ·  capo 3, play Am shapes"
     assert "A minor → C minor" in w.windowTitle()
     shifted = _grab(lane, "chord-lane-shifted.png", tmp_path)
+    _grab(w, "chord-lane-window.png", tmp_path)
     assert normal.stat().st_size > 1000 and shifted.stat().st_size > 1000
 
     # chord names in the full-screen karaoke view, as an option
@@ -86,6 +87,8 @@ def test_chord_lane_follows_the_song_and_the_key_shift(harness, tmp_path):
         lane.karaoke_button.click()
         _tick(harness, 4.5)
         assert view.chord_text.startswith("Eb") and "Bb" in view.chord_text
+        view.resize(960, 540)
+        _grab(view, "karaoke-chords.png", tmp_path)
     finally:
         view.close()
 
