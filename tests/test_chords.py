@@ -232,3 +232,18 @@ def test_cli_chords_separates_a_song(tmp_path):
     assert caches, "the chart is cached beside the stems"
     r = unmix("key", str(path), "--quiet")
     assert r.returncode == 0 and r.stdout.strip().endswith(f"[{d['key']}]")
+
+
+def test_analysis_grid_snaps_to_confident_beats_and_splits_slow_ones():
+    from unmix_desktop.analysis.chords import grid_for
+
+    beats = [1.0 + 0.505 * i for i in range(30)]
+    cells, snapped = grid_for(17.0, beats, confidence=3.0)
+    assert snapped and cells[0] == 0.0 and cells[-1] == 17.0
+    assert all(np.min(np.abs(cells - b)) < 1e-6 for b in beats)       # every beat is a boundary
+    assert np.median(np.diff(cells)) == pytest.approx(0.505, abs=1e-3)   # ~120 BPM: one cell a beat
+    slow = [0.2 + 1.0 * i for i in range(15)]                           # a half-time grid: two cells a beat
+    cells, _ = grid_for(15.0, slow, confidence=3.0)
+    assert np.median(np.diff(cells)) == pytest.approx(0.5, abs=1e-3)
+    cells, snapped = grid_for(10.0, beats, confidence=0.5)              # no clear pulse: a fixed grid
+    assert not snapped and np.allclose(np.diff(cells), 0.5)

@@ -377,7 +377,7 @@ def grid_for(duration: float, beats: Sequence[float] | None, confidence: float =
         after = np.arange(b[-1] + period, duration, period)
         t = np.concatenate([[0.0], before[before > period * 0.25], b, after, [duration]])
         t = np.unique(np.round(t, 6))
-        parts = int(math.ceil(period / MAX_CELL_S - 1e-9))
+        parts = int(math.ceil(period / MAX_CELL_S - 0.15))  # 0.5 s beats (120 BPM) +- a little stay whole
         if parts > 1:  # a slow grid (half or third time): chords may change within a beat
             t = np.unique(np.concatenate([t[:-1, None] + np.diff(t)[:, None] * np.arange(parts) / parts]).ravel())
             t = np.append(t, duration)
