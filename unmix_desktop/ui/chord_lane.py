@@ -484,8 +484,13 @@ def install_chords(window) -> ChordController:
                 view.chord_text = text
                 view.update()
 
-    def lyrics_changed() -> None:
-        ctl.lane.set_sheet_available(ctl._sheet_lines() is not None)
+    seen = {"lyrics": object()}
+
+    def lyrics_changed() -> None:   # the chord sheet needs synced lyrics (loaded in a worker, or opened later)
+        lyrics = ctl.lyrics()
+        if lyrics is not seen["lyrics"]:
+            seen["lyrics"] = lyrics
+            ctl.lane.set_sheet_available(ctl._sheet_lines() is not None)
 
     w.song_ready.connect(on_ready)
     w.transport_ctl.timer.timeout.connect(tick)
