@@ -21,7 +21,7 @@ Systems (one row each per song):
   Krumhansl-Kessler profiles on the whole-song chroma.
 
 Scores (mir_eval.chord): weighted chord symbol recall ``majmin`` and ``sevenths``, segmentation
-(``seg``: the harmonic mean of under- and over-segmentation); mir_eval.key weighted score. Speed: seconds
+(``seg``: mir_eval.chord.seg, the lower of under- and over-segmentation); mir_eval.key weighted score. Speed: seconds
 of compute per minute of song (analysis only, separation apart).
 
     python benchmarks/bench_chords.py [--songs 12] [--duration 60] [--soundfont PATH] [--no-sep]
