@@ -24,6 +24,9 @@ Scores (mir_eval.chord): weighted chord symbol recall ``majmin`` and ``sevenths`
 (``seg``: mir_eval.chord.seg, the lower of under- and over-segmentation); mir_eval.key weighted score. Speed: seconds
 of compute per minute of song (analysis only, separation apart).
 
+Needs the ``eval`` and ``train`` extras (mir_eval; mido, pyfluidsynth) and ``make bench-deps`` (FluidSynth,
+the soundfonts).
+
     python benchmarks/bench_chords.py [--songs 12] [--duration 60] [--soundfont PATH] [--no-sep]
 
 Prints the table; writes benchmarks/results/bench_chords.json.

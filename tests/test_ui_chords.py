@@ -104,6 +104,12 @@ def test_chord_lane_follows_the_song_and_the_key_shift(harness, tmp_path):
     i = sheet.index("hello darkness my old friend")
     assert sheet[i - 1].startswith("Cm") and "Ab" in sheet[i - 1]
 
+    # the 7ths toggle computes the sevenths chart (cached beside the majmin one)
+    with harness.qtbot.waitSignal(ctl.ready, timeout=WAIT_MS):
+        lane.sevenths_button.click()
+    assert ctl.chart.vocabulary == "sevenths" and (folder / "chords-sevenths.json").is_file()
+    assert [s.label for s in ctl.chart.chords if s.end - s.start > 1.0][:3] == LABELS[:3]
+
 
 def test_song_opened_while_separating_gets_its_chords_when_done(harness, tmp_path):
     """A song long enough to play while it separates (several windows): the lane says the chords follow,
