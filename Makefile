@@ -12,8 +12,10 @@ TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
 # Browser tests of the party's phone remote (tests/test_party_browser.py): Debian's headless Chromium,
 # driven by Playwright (never `playwright install`: no browser download).
 BROWSER_APT_PKGS := chromium chromium-driver
+# benchmarks/bench_chords.py renders its held-out songs with a soundfont never used while developing
+BENCH_APT_PKGS := musescore-general-soundfont
 
-.PHONY: all setup system-deps training-deps browser-deps run test lint test-slow bench clean
+.PHONY: all setup system-deps training-deps browser-deps bench-deps run test lint test-slow bench clean
 
 all: setup
 
@@ -35,6 +37,9 @@ training-deps:
 
 browser-deps:
 	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(BROWSER_APT_PKGS)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PKGS="$(TRAIN_APT_PKGS) $(BENCH_APT_PKGS)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +71,9 @@ test-slow: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_separate.py
 	$(BIN)/python benchmarks/bench_player.py
+
+bench-chords: setup bench-deps
+	$(BIN)/python benchmarks/bench_chords.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

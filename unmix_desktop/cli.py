@@ -12,8 +12,8 @@ import threading
 from . import __version__
 from .errors import Stopped, UnmixError
 
-COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train", "beats", "melody", "make-corpus", "align",
-            "ultrastar"]
+COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train", "beats", "melody", "chords", "key",
+            "make-corpus", "align", "ultrastar"]
 #: Signals that stop a command the way Ctrl-C does: temporary files are removed on the way out.
 STOP_SIGNALS = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
 

@@ -33,6 +33,7 @@ class KaraokeView(QDialog):
         self.state: FollowState | None = None
         self.position = 0.0
         self.score_text = ""
+        self.chord_text = ""   # the chords now and next, above the lyric line (an option of the chord lane)
         if toggle_key:
             QShortcut(QKeySequence(toggle_key), self, activated=self.close)
         self.finished.connect(lambda _=0: self.closed.emit())
@@ -69,6 +70,10 @@ class KaraokeView(QDialog):
                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self.score_text or "Esc to leave")
         cur_rect = QRectF(margin, h * 0.34, w - 2 * margin, h * 0.16)
         next_rect = QRectF(margin, h * 0.54, w - 2 * margin, h * 0.12)
+        if self.chord_text:
+            p.setFont(small)
+            p.setPen(QColor(theme.STEM_COLOURS["accompaniment"]))
+            p.drawText(QRectF(margin, h * 0.22, w - 2 * margin, h * 0.1), Qt.AlignmentFlag.AlignCenter, self.chord_text)
         lyrics, st = self.lyrics, self.state
         if lyrics is None or not lyrics.synced or st is None:
             p.setFont(small)

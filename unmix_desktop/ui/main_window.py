@@ -42,6 +42,7 @@ from ..separation.settings import SeparationSettings
 from ..session import Monitor, PlayerLink, Session, SessionStore
 from . import jobs, theme
 from .actions import WindowActions
+from .chord_lane import install_chords
 from .dialogs import AboutDialog, ShortcutsDialog
 from .export_dialog import ExportDialog
 from .karaoke_panel import KaraokeController
@@ -187,6 +188,7 @@ class MainWindow(QMainWindow):
         self.karaoke_ctl.install(self.song_page)
         self.transport_ctl.timer.timeout.connect(self.karaoke_ctl.tick)
         self.song_ready.connect(self.karaoke_ctl.start_jobs)
+        self.chord_ctl = install_chords(self)  # chord lane above the spectrograms (ui/chord_lane.py)
         # the batch queue and the library (side panel): the queue file is in the data folder (next to
         # the sessions when the window was given its own cache, as the tests do)
         if queue_path is None:
@@ -512,6 +514,7 @@ class MainWindow(QMainWindow):
         page.transport.set_duration(result.duration)
         self.mix_ctl.bind(session)
         self.karaoke_ctl.show_song(session, result)
+        self.chord_ctl.show_song(session, result, complete=growing is None)
         self.transport_ctl.show_loop()
         self.show_playback_state()
         self.stack.setCurrentWidget(page)

@@ -286,6 +286,7 @@ class PracticeController(QObject):
         self._reload_pending = False
         self._song_key: str | None = None
         self._unsubscribe = None
+        self.title_parts: list[Callable[[], str]] = []  # more for the title (the chord lane: BPM and key)
         b = self.bar
         b.tempo_changed.connect(lambda r: self._set("tempo.ratio", r))
         b.tempo_reset.connect(self.reset_tempo)
@@ -407,7 +408,7 @@ class PracticeController(QObject):
         self.w.song_page.tracks.set_markers(s.get("markers"))
         self._show_trainer()
         title = self.w.song.title if self.w.song else ""
-        extra = self.summary()
+        extra = "  ·  ".join(x for x in [f() for f in self.title_parts] + [self.summary()] if x)
         self.w.setWindowTitle(f"{title}{'  ·  ' + extra if extra else ''} — unmix-desktop")
 
     def summary(self) -> str:
