@@ -37,7 +37,7 @@ from unmix_desktop.lyrics.align import align_text, vocal_features  # noqa: E402
 from unmix_desktop.lyrics.text import detect_language  # noqa: E402
 from unmix_desktop.lyrics.vocals import song_vocals  # noqa: E402
 
-METHODS = ["even", "voiced", "hmm-no-onsets", "hmm"]
+METHODS = ["even", "voiced", "hmm-no-onsets", "hmm-1pass", "hmm"]
 
 
 def score(alignment, words_csv: Path, lines_csv: Path) -> dict:
