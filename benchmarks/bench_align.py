@@ -7,8 +7,9 @@ a cache hit afterwards), features and melody from the shipped tracker, then ever
 
 * ``even``: the naive baseline (words spread evenly over the voiced part of the song);
 * ``voiced``: syllables laid over the voiced frames in proportion;
-* ``hmm-no-onsets``: the HMM without its onset term (ablation);
-* ``hmm``: the shipped method.
+* ``hmm-no-onsets``: one HMM pass without its onset term (ablation);
+* ``hmm-1pass``: one HMM pass (the method shipped before the re-estimation);
+* ``hmm``: the shipped method (a second pass with the first pass's median syllable duration).
 
 Metrics: mean absolute error of word starts and of line starts (s), share of word starts within
 0.3 s and 1 s. Speed: seconds of compute per minute of song for separation (uncached run),
@@ -37,7 +38,7 @@ from unmix_desktop.lyrics.align import align_text, vocal_features  # noqa: E402
 from unmix_desktop.lyrics.text import detect_language  # noqa: E402
 from unmix_desktop.lyrics.vocals import song_vocals  # noqa: E402
 
-METHODS = ["even", "voiced", "hmm-no-onsets", "hmm"]
+METHODS = ["even", "voiced", "hmm-no-onsets", "hmm-1pass", "hmm"]
 
 
 def score(alignment, words_csv: Path, lines_csv: Path) -> dict:

@@ -14,6 +14,11 @@ Qt-free; no network; any language with vowels (syllable rules for en/es/fr/de/it
    relative to its mean; geometric durations whose means come from the song itself (voiced
    frames per syllable; unvoiced frames per line break). Viterbi gives each syllable's frames;
    a word starts at its first syllable and ends with its last.
+4. **Re-estimation** (:func:`_hmm_reestimated`): the first pass's mean syllable duration counts held
+   notes, "ooh"s and melismas, so it sings every other line too slowly and drifts. One Viterbi-training
+   step sets the syllable duration to the *median* of the syllable durations on the first pass's path
+   (robust to held notes; re-estimating with the mean instead changes nothing, measured) and aligns
+   again. No new constant; twice the alignment time.
 
 Everything the model needs is measured on the song; the only fixed numbers are the frame hop and
 the probability floor. ``method="even"`` (words spread evenly over the voiced part, the naive
@@ -46,7 +51,7 @@ PHRASE_STARTS = False
 #: would inside a line (0 = the gap between lines must be silent).
 OTHER_VOICE = 0.0
 FLOOR = 0.02  # probability floor: nothing is impossible
-METHODS = ("hmm", "voiced", "even")
+METHODS = ("hmm", "hmm-1pass", "voiced", "even")
 
 
 @dataclass(frozen=True)
@@ -266,7 +271,9 @@ def phrase_starts(f: VocalFeatures, pause_s: float = 0.3) -> np.ndarray:
 
 
 def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: bool = True,
-         cancel=None, progress: Callable[[float], None] | None = None) -> Alignment:
+         cancel=None, progress: Callable[[float], None] | None = None, d_syll: float | None = None) -> Alignment:
+    """One Viterbi pass; ``d_syll``: the mean syllable duration in frames (default: the song's
+    voiced frames per syllable)."""
     # states: P0, [S(w0,0) .. S(w0,n0-1)], P1, [S(w1,...)], P2, ..., P_W
     kind: list[int] = []       # 0 pause, 1 sung
     word_of: list[int] = []
@@ -308,7 +315,7 @@ def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: boo
     act = np.clip(f.activity, FLOOR, 1 - FLOOR)
     voiced_frames = float(np.sum(f.activity[a0:b0]))
     unvoiced_frames = float(np.sum(1 - f.activity[a0:b0]))
-    d_syll = max(2.0, voiced_frames / max(1, n_syll))
+    d_syll = max(2.0, voiced_frames / max(1, n_syll) if d_syll is None else d_syll)
     d_line_pause = max(2.0, unvoiced_frames / max(1, len(lines)))
     d_word_pause = d_syll
     mean_pause = np.where(np.array(line_break_before), d_line_pause, d_word_pause)
@@ -376,13 +383,37 @@ def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: boo
             starts[w] = last
             ends[w] = last
         last = ends[w]
-    return _words_from_frames(lines, starts, ends, f, "hmm" if use_onsets else "hmm-no-onsets", language)
+    return _words_from_frames(lines, starts, ends, f, "hmm-1pass" if use_onsets else "hmm-no-onsets", language)
+
+
+def syllable_durations(alignment: Alignment, hop: float) -> np.ndarray:
+    """Frames per syllable of every aligned word (its duration over its syllables), one entry per
+    syllable."""
+    lang = alignment.language or "en"
+    out = []
+    for w in alignment.words():
+        n = count_syllables(w.text, lang)
+        out.extend([(w.end - w.start) / hop / n] * n)
+    return np.asarray(out, float)
+
+
+def _hmm_reestimated(lines: list[TextLine], f: VocalFeatures, language: str, cancel=None,
+                     progress: Callable[[float], None] | None = None) -> Alignment:
+    """Two passes of :func:`_hmm`: the second with the median syllable duration of the first."""
+    half = (lambda x: progress(0.5 * x)) if progress is not None else None
+    first = _hmm(lines, f, language, True, cancel, half)
+    d = syllable_durations(first, f.hop)
+    second = (lambda x: progress(0.5 + 0.5 * x)) if progress is not None else None
+    out = _hmm(lines, f, language, True, cancel, second, float(np.median(d)) if d.size else None)
+    out.method = "hmm"
+    return out
 
 
 def align_lines(lines: list[TextLine], features: VocalFeatures, language: str = "en", method: str = "hmm",
                 cancel=None, progress: Callable[[float], None] | None = None) -> Alignment:
     """Time every word of ``lines`` against ``features`` (times are song seconds, ``features.t0``
-    on). ``method``: ``hmm`` (default), ``hmm-no-onsets``, ``voiced`` or ``even``."""
+    on). ``method``: ``hmm`` (default), ``hmm-1pass`` (no re-estimation), ``hmm-no-onsets``
+    (one pass without onsets), ``voiced`` or ``even``."""
     if not lines:
         return Alignment([], language, method)
     if features.frames < 2:
@@ -391,8 +422,10 @@ def align_lines(lines: list[TextLine], features: VocalFeatures, language: str = 
         return _even(lines, features, language)
     if method == "voiced":
         return _voiced(lines, features, language)
-    if method in ("hmm", "hmm-no-onsets"):
-        return _hmm(lines, features, language, method == "hmm", cancel, progress)
+    if method == "hmm":
+        return _hmm_reestimated(lines, features, language, cancel, progress)
+    if method in ("hmm-1pass", "hmm-no-onsets"):
+        return _hmm(lines, features, language, method == "hmm-1pass", cancel, progress)
     raise ValueError(f"unknown alignment method '{method}' (choose from {', '.join(METHODS)})")
 
 
