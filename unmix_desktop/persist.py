@@ -98,31 +98,39 @@ def set_aside(path: str | os.PathLike) -> Path | None:
     return None
 
 
-def _rejected(path: Path, reason: str, default: T) -> T:
+def _rejected(path: Path, reason: str, default: T, problems: list[str] | None) -> T:
     moved = set_aside(path)
     where = f"set aside as {moved.name}" if moved else "left in place (it cannot be renamed)"
-    notice(f"{path}: {reason}; {where}, using defaults")
+    _tell(f"{path}: {reason}; {where}, using defaults", problems)
     return default
 
 
-def load_validated(path: str | os.PathLike, parse: Callable[[bytes], T], default: T) -> T:
+def _tell(message: str, problems: list[str] | None) -> None:
+    notice(message)
+    if problems is not None:
+        problems.append(one_line(message))
+
+
+def load_validated(path: str | os.PathLike, parse: Callable[[bytes], T], default: T,
+                   problems: list[str] | None = None) -> T:
     """``parse(file bytes)`` -> value; a missing file -> ``default``; a file ``parse`` rejects
-    (:class:`Invalid`, ``ValueError``, ``TypeError``...) is set aside with one notice -> ``default``."""
+    (:class:`Invalid`, ``ValueError``, ``TypeError``...) is set aside with one notice -> ``default``.
+    ``problems``: a list that also gets the notice (for a caller that shows it itself later)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return default
     except IsADirectoryError:
-        return _rejected(path, "is a folder, not a file", default)
+        return _rejected(path, "is a folder, not a file", default, problems)
     except OSError as exc:
-        notice(f"{path}: cannot read ({exc.strerror or exc}); using defaults")
+        _tell(f"{path}: cannot read ({exc.strerror or exc}); using defaults", problems)
         return default
     try:
         return parse(data)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
         reason = str(exc) if isinstance(exc, Invalid) else f"damaged ({type(exc).__name__}: {str(exc)[:120]})"
-        return _rejected(path, reason, default)
+        return _rejected(path, reason, default, problems)
 
 
 def _no_constant(name: str):
@@ -139,9 +147,10 @@ def parse_json(data: bytes) -> Any:
         raise Invalid(f"not valid JSON ({str(exc)[:120]})") from None
 
 
-def load_json_validated(path: str | os.PathLike, validator: Callable[[Any], T], default: T) -> T:
+def load_json_validated(path: str | os.PathLike, validator: Callable[[Any], T], default: T,
+                        problems: list[str] | None = None) -> T:
     """A JSON file checked by ``validator`` (see the module docstring) -> its value, or ``default``."""
-    return load_validated(path, lambda data: validator(parse_json(data)), default)
+    return load_validated(path, lambda data: validator(parse_json(data)), default, problems)
 
 
 # -- field-by-field helpers ------------------------------------------------------------------------
