@@ -140,3 +140,29 @@ def test_set_aside_never_overwrites_and_unreadable_files_stay(tmp_path, notices)
 def test_notices_with_a_key_are_given_once(notices):
     assert persist.notice("a\nb", key="test-once-key") and not persist.notice("again", key="test-once-key")
     assert notices == ["a\\nb"]
+
+
+# -- settings --------------------------------------------------------------------------------------
+def test_a_damaged_settings_file_is_set_aside(tmp_path, notices):
+    from unmix_desktop.ui.settings import AppSettings
+
+    path = tmp_path / "unmix-desktop.ini"
+    path.write_bytes(b"[separation\nniter=abc\n")
+    s = AppSettings(path)
+    assert s.niter == 1 and s.model is None
+    assert len(set_aside_files(path)) == 1 and len(notices) == 1 and "settings" in notices[0]
+    s.niter = 3
+    s.sync()
+    assert AppSettings(path).niter == 3 and len(notices) == 1
+
+
+def test_settings_of_the_wrong_kind_are_dropped_with_a_notice(tmp_path, notices):
+    from unmix_desktop.ui.settings import AppSettings
+
+    path = tmp_path / "unmix-desktop.ini"
+    path.write_text("[recent]\nfiles=@Variant(\\0\\0\\0\\b\\0\\0\\0\\x1)\n"
+                    "[separation]\nfour_stem_model=@Variant(\\0\\0\\0\\b\\0\\0\\0\\x1)\nniter=2\n")
+    s = AppSettings(path)
+    assert s.recent_files == [] and s.four_stem_model == "dsp" and s.niter == 2
+    assert len(notices) == 2 and all(str(path) in n for n in notices)
+    assert s.recent_files == [] and len(notices) == 2  # dropped: said once
