@@ -166,3 +166,61 @@ def test_settings_of_the_wrong_kind_are_dropped_with_a_notice(tmp_path, notices)
     assert s.recent_files == [] and s.four_stem_model == "dsp" and s.niter == 2
     assert len(notices) == 2 and all(str(path) in n for n in notices)
     assert s.recent_files == [] and len(notices) == 2  # dropped: said once
+
+
+# -- the library index (cache entries' meta.json) -------------------------------------------------
+@pytest.mark.parametrize("field, value", [("created", "yesterday"), ("frames", "many"), ("sample_rate", [44100]),
+                                          ("stems", [["vocals", 1]])])
+def test_a_cache_entry_with_bad_fields_is_left_out_of_the_library(tmp_path, tiny_umx, notices, field, value):
+    from conftest import make_song
+
+    from unmix_desktop.audio.io import save_audio
+    from unmix_desktop.cache import META_NAME, StemCache
+    from unmix_desktop.library.index import LibraryIndex
+    from unmix_desktop.separation.pipeline import Pipeline, SongRequest
+
+    cache = StemCache(tmp_path / "cache" / "stems")
+    pipe = Pipeline(lambda name: tiny_umx, cache, threads=1)
+    songs = [save_audio(tmp_path / f"s{i}.wav", make_song(0.5, seed=i)["mixture"]) for i in range(2)]
+    for song in songs:
+        pipe.run(SongRequest(song, "tiny"))
+    bad_key = cache.entries()[0][0]
+    meta_path = cache.root / bad_key / META_NAME
+    meta = json.loads(meta_path.read_text())
+    meta[field] = value
+    meta_path.write_text(json.dumps(meta))
+    entries = LibraryIndex(cache).scan()
+    assert len(entries) == 1 and bad_key not in entries[0].keys
+    assert len(notices) == 1 and bad_key in notices[0] and f"'{field}" in notices[0]
+
+
+# -- the beats cache (and the pattern a chords cache uses) -----------------------------------------
+@pytest.mark.parametrize("data", [{"bpm": "fast"}, {"bpm": 120, "beats": [0.5, "x"]}, {"bpm": 120, "beats": [1.0, 0.5]},
+                                  {"bpm": 120, "beats": [-1.0]}, {"bpm": 120, "beats_per_bar": 0}, [120]])
+def test_a_bad_beats_cache_is_set_aside(tmp_path, notices, data):
+    from unmix_desktop.ui.practice_view import validate_beats
+
+    path = tmp_path / "ab.beats.json"
+    path.write_text(json.dumps(data))
+    assert persist.load_json_validated(path, validate_beats, None) is None
+    assert set_aside_files(path) and len(notices) == 1
+
+
+def test_a_good_beats_cache_loads(tmp_path, notices):
+    from unmix_desktop.analysis.beats import BeatGrid
+    from unmix_desktop.ui.practice_view import validate_beats
+
+    path = BeatGrid(120.0, [0.5, 1.0, 1.5], [0.5], 4, "drums", 0.7).save(tmp_path / "ab.beats.json")
+    grid = persist.load_json_validated(path, validate_beats, None)
+    assert grid.bpm == 120.0 and grid.beats == [0.5, 1.0, 1.5] and notices == []
+
+
+def test_the_window_estimates_beats_again_over_a_bad_cache(harness, song_path, notices):
+    w = harness.window
+    path = w.practice_ctl.beats_path(file_hash(song_path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"bpm": "NaN", "beats": [1, 2]}))
+    harness.drop_and_wait(song_path)
+    harness.qtbot.waitUntil(lambda: w.practice_ctl.grid is not None, timeout=60_000)
+    assert w.practice_ctl.grid.bpm > 0 and set_aside_files(path)
+    harness.qtbot.waitUntil(path.exists, timeout=60_000)  # the new estimate is cached again
