@@ -40,6 +40,7 @@ from ..audio.io import (
 )
 from ..audio.stream import open_audio, resample_blocks, target_frames
 from ..errors import AudioError, UnmixError, UsageError
+from ..persist import one_line
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
 from .argtypes import (
@@ -146,6 +147,26 @@ def _write_error(path: Path, exc: BaseException) -> AudioError:
 
 def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int = SAMPLE_RATE,
                 job: dict | None = None) -> list[Path]:
+    """:func:`_write_stems`; when it fails, the folders above ``final_dir`` that it created (``--out``
+    and the folders inside it) are removed again if they are still empty -- never one that was there."""
+    created = []
+    folder = Path(final_dir).parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    try:
+        return _write_stems(stems, final_dir, fmt, protect, rate, job)
+    except BaseException:
+        for folder in created:  # deepest first; stops at the first that is not empty (or not ours)
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
+
+
+def _write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int = SAMPLE_RATE,
+                 job: dict | None = None) -> list[Path]:
     """Write ``final_dir/<target>.<ext>`` for each stem, never touching a file the app did not write.
 
     ``stems`` is either ``{name: (n, 2)}`` or an iterator of ``(offset, {name: block})`` as
@@ -273,8 +294,8 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
     writer.shutdown()
     for name, count in clipped.items():
         if count:
-            print(f"unmix: warning: {final_dir.name}/{name}: {count} samples clipped "
-                  "(use --format wavf to keep them)", file=sys.stderr)
+            _say(f"unmix: warning: {final_dir.name}/{name}: {count} samples clipped "
+                 "(use --format wavf to keep them)")
     return [final_dir / f"{name}.{ext}" for name in files]
 
 
@@ -368,7 +389,8 @@ def expand_songs(items: list[str], out: Path, warn) -> tuple[list[tuple[Path, Pa
         name = path.resolve().name or "root"
         try:
             found = audio_files(path, recursive=True, skip=skip,
-                                on_error=lambda exc: warn(f"{exc}; its songs are left out"))
+                                on_error=lambda exc: warn(f"{exc}; its songs are left out"),
+                                on_skip=lambda exc: warn(str(exc)))
         except AudioError as exc:
             empty.append(exc)
             continue
@@ -443,6 +465,12 @@ def separate_one(separator, path: Path, final_dir: Path, args, names: list[str],
         return write_stems(stems, final_dir, args.format, protect=(path,), rate=rate, job=job)
 
 
+def _say(text: str) -> None:
+    """One line on stderr: control characters in names (a newline in a file name) are escaped, so a
+    message or a progress line is never split."""
+    print(one_line(text), file=sys.stderr, flush=True)
+
+
 def _label(path: Path) -> str:
     return path.name if len(path.name) <= 40 else path.name[:37] + "..."
 
@@ -492,12 +520,12 @@ def run_worker(args) -> int:
     path = Path(args.songs[0])
 
     def warn(message: str) -> None:
-        print(f"unmix: warning: {message}", file=sys.stderr, flush=True)
+        _say(f"unmix: warning: {message}")
 
     try:
         separate_one(separator, path, Path(task["dir"]), args, names, task["job"], warn=warn)
     except (UnmixError, OSError) as exc:
-        print(_error_line(exc, path), file=sys.stderr, flush=True)
+        _say(_error_line(exc, path))
         return 2
     return 0
 
@@ -568,8 +596,7 @@ def _run_parallel(tasks, args, jobs: int, threads: int, report) -> tuple[int, in
                     failed += 1
                     if not child.errors:  # a crash, not one of our errors: still one line
                         with lock:
-                            print(f"unmix: error: {child.path}: separation process ended with status {code}",
-                                  file=sys.stderr, flush=True)
+                            _say(f"unmix: error: {child.path}: separation process ended with status {code}")
     except BaseException as exc:
         default = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
         signum = getattr(exc, "signum", default)
@@ -599,7 +626,7 @@ def run(args) -> int:
         raise AudioError(out, "--out is a file, not a folder")
 
     def warn(message: str) -> None:
-        print(f"unmix: warning: {message}", file=sys.stderr)
+        _say(f"unmix: warning: {message}")
 
     jobs = min(args.jobs, cores())
     if jobs < args.jobs:
@@ -614,7 +641,7 @@ def run(args) -> int:
     songs, empty = expand_songs(args.songs, out, warn)
     failed = len(empty)
     for exc in empty:
-        print(f"unmix: error: {exc}", file=sys.stderr)
+        _say(f"unmix: error: {exc}")
     bases = plan_bases(songs)
     taken: dict[str, list[str]] = {}
     tasks: list[tuple[Path, Path, dict | None]] = []
@@ -624,31 +651,31 @@ def run(args) -> int:
     def report(path: Path, final_dir: Path, files=None) -> None:
         if not args.quiet:
             count = len(files) if files is not None else len(files_written)
-            print(f"{_label(path)}: {count} stems -> {final_dir}", file=sys.stderr)
+            _say(f"{_label(path)}: {count} stems -> {final_dir}")
 
     # plan: a result folder for each song (so parallel songs never race for a name), skip finished ones
     for (path, parent), base in zip(songs, bases):
         if base is None:
-            print(f"unmix: note: {path}: listed twice, separated once", file=sys.stderr)
+            _say(f"unmix: note: {path}: listed twice, separated once")
             continue
         try:
             used = taken.setdefault(os.path.normcase(os.path.abspath(parent)), [])
             final_dir, why = outputs.choose_result_dir(parent, base, files_written, used, protect=(path,))
             used.append(final_dir.name)
             if base != song_name(path):
-                print(f"unmix: note: {path}: another song of this run is also named '{song_name(path)}'; "
-                      f"its stems go to '{base}'", file=sys.stderr)
+                _say(f"unmix: note: {path}: another song of this run is also named '{song_name(path)}'; "
+                     f"its stems go to '{base}'")
             if why:
-                print(f"unmix: note: {path}: {why}; writing to {final_dir}", file=sys.stderr)
+                _say(f"unmix: note: {path}: {why}; writing to {final_dir}")
         except (UnmixError, OSError) as exc:
-            print(_error_line(exc, path), file=sys.stderr)
+            _say(_error_line(exc, path))
             failed += 1
             continue
         job = job_for(path, args, model, settings, names)
         if job is not None and not args.force and outputs.is_done(final_dir, job, files_written):
             skipped += 1
             if not args.quiet:
-                print(f"{_label(path)}: already separated -> {final_dir} (skipped; --force to redo)", file=sys.stderr)
+                _say(f"{_label(path)}: already separated -> {final_dir} (skipped; --force to redo)")
             continue
         tasks.append((path, final_dir, job))
 
@@ -670,11 +697,11 @@ def run(args) -> int:
             except (UnmixError, OSError) as exc:
                 if bar:
                     bar.close()
-                print(_error_line(exc, path), file=sys.stderr)
+                _say(_error_line(exc, path))
                 failed += 1
     if failed:
-        print(f"unmix: {failed} of {total} songs failed ({done} done, {skipped} skipped)", file=sys.stderr)
+        _say(f"unmix: {failed} of {total} songs failed ({done} done, {skipped} skipped)")
         return 2
     if not args.quiet and (total > 1 or skipped):
-        print(f"unmix: {total} songs: {done} done, {skipped} skipped, 0 failed", file=sys.stderr)
+        _say(f"unmix: {total} songs: {done} done, {skipped} skipped, 0 failed")
     return 0

@@ -131,7 +131,8 @@ class LibraryIndex:
             try:
                 validate_entry_meta(meta)
             except Invalid as exc:  # left out of the library (the cache itself never serves it either)
-                notice(f"{self.cache.root / key}: {exc}; left out of the library", key=f"library-meta-{self.cache.root / key}")
+                notice(f"{self.cache.root / key}: {exc}; left out of the library",
+                       key=f"library-meta-{self.cache.root / key}")
                 continue
             group = (meta["source"], str(meta.get("model", "")), str(meta.get("settings", "")))
             groups.setdefault(group, []).append((key, meta))

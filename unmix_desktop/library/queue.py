@@ -52,6 +52,9 @@ def collect_audio_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path],
                             if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()
                             and not any(part.startswith(".") for part in f.relative_to(p).parts)),
                            key=lambda f: (str(f.relative_to(p).parent).casefold(), f.name.casefold(), f.name))
+            problems += [f"{f}: broken link (its target {os.readlink(f)} is missing); skipped" for f in p.rglob("*")
+                         if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_symlink() and not f.exists()
+                         and not any(part.startswith(".") for part in f.relative_to(p).parts)]
             if not found:
                 problems.append(f"{p}: is a folder with no audio files")
             for f in found:
