@@ -180,3 +180,34 @@ def test_bundle_weights_linking_out_of_the_folder_are_refused(tmp_path, tiny_umx
     r = unmix("separate", song, "--out", tmp_path / "o", "--model-file", folder, "-q")
     assert r.returncode == 2 and len(errors(r.stderr)) == 1 and "link" in r.stderr, r.stderr
     assert sys.executable
+
+
+@pytest.mark.parametrize("model", ["tiny", pytest.param("spleeter", marks=needs_weights)])
+def test_the_window_separates_with_a_full_cache_disk_and_says_so_once(qtbot, tmp_path, tiny_umx, song_path,
+                                                                      monkeypatch, model):
+    """The stem cache and (Spleeter) the weights copy on a full disk: the song opens, one note."""
+    from test_ui import Harness
+
+    from unmix_desktop import persist
+    from unmix_desktop.separation.registry import load_model
+
+    persist.forget_notices()
+    monkeypatch.setenv("UNMIX_CACHE_DIR", str(tmp_path / "cache"))
+    with tmpfs(tmp_path / "cache", "300k"):
+        h = Harness(qtbot, tmp_path, tiny_umx)
+        try:
+            w = h.window
+            if model == "spleeter":
+                w.model_provider._loader = lambda name: load_model("spleeter-2stems")
+            notes: list[str] = []
+            w.persisted_notice.connect(notes.append)
+            h.drop_and_wait(song_path)
+            assert w.page == "song" and list(w.song.stems) == ["vocals", "accompaniment"]
+            assert len(notes) == 1 and "No space left on device" in notes[0] and str(tmp_path / "cache") in notes[0]
+            assert w.last_notice == ("warning", notes[0])
+            assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # nothing half written
+            w.separate_again()  # a second run: separated again, not said again
+            h.wait_song()
+            assert len(notes) == 1
+        finally:
+            h.window.close()

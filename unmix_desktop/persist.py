@@ -73,6 +73,12 @@ def notice(message: str, key: str | None = None) -> bool:
     return True
 
 
+def forget_notices() -> None:
+    """Forget which keyed notices were given (a test, or a new window session, hears them again)."""
+    with _lock:
+        _said.clear()
+
+
 def one_line(text: str) -> str:
     """``text`` with control characters (a newline in a file name...) escaped, so a message stays one line."""
     if text.isprintable():
