@@ -28,8 +28,11 @@ stride-1 convolution, the large ones by NNPACK's Winograd, else oneDNN in channe
 :meth:`SpleeterUNet.reference_forward` keeps the layer-by-layer transcription (docs/QUALITY.md,
 "Speed"; tests/test_speed_equivalence.py).
 
-Loading both checkpoints takes ~0.65 s; a safetensors copy would take ~0.08 s, which does not
-justify a 118 MB duplicate in the user's data folder, so none is made.
+Loading both checkpoints takes ~0.65 s; :func:`load_checkpoint_cached` keeps a safetensors copy
+in the cache folder (~0.08 s to load), verified before each use against the CRC-32 of its arrays
+recorded when it was made (+~0.1 s for both copies; SHA-256 would cost about twice that,
+benchmarks/bench_weights_check.py). A damaged copy is made again; a cache folder that cannot be
+created or written (full, read-only) only costs the speed-up, with one note.
 """
 
 from __future__ import annotations
@@ -715,13 +718,15 @@ def _arrays_crc(arrays: dict[str, np.ndarray]) -> str:
 def _read_copy(copy: Path) -> dict[str, np.ndarray] | None:
     """The arrays of a safetensors copy if its CRC-32 matches the one recorded when it was made."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load
+    from safetensors.numpy import load_file
 
     try:
-        data = copy.read_bytes()
-        n = struct.unpack("<Q", data[:8])[0] if len(data) >= 8 else 0
-        meta = json.loads(data[8:8 + n].decode("utf-8")).get("__metadata__") or {}
-        arrays = load(data)
+        with open(copy, "rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            if n > 100 << 20:
+                return None
+            meta = json.loads(fh.read(n).decode("utf-8")).get("__metadata__") or {}
+        arrays = load_file(str(copy))
     except (OSError, SafetensorError, ValueError, AttributeError, struct.error):
         return None
     if not arrays or not all(a.dtype.kind == "f" for a in arrays.values()):
