@@ -68,15 +68,17 @@ def test_leftovers_of_a_killed_weights_copy_are_removed(tmp_path, monkeypatch):
     dead, alive = dead_pid(), os.getppid()
     stale = [folder / f".testcheckpoint0.part-{dead}-abc123.safetensors",
              folder / f".testcheckpoint0-0123.part-{dead}-x_y.safetensors"]
-    old_style = folder / ".testcheckpoint0-0123.k2j3h4.part.safetensors"  # atomic_path's name, before
+    old_style = [folder / ".testcheckpoint0-0123.k2j3h4.part.safetensors", folder / ".tmpk2j3h4"]  # earlier names
+    recent = folder / ".tmpabcdef"  # unstamped and recent: may be another process's, kept
     live = folder / f".testcheckpoint0.part-{alive}-abc123.safetensors"
-    for p in [*stale, old_style, live]:
+    for p in [*stale, *old_style, live, recent]:
         p.write_bytes(b"x" * 1000)
-    os.utime(old_style, (1, 1))  # hours old: no process writes that long
+    for p in old_style:
+        os.utime(p, (1, 1))  # hours old: no process writes that long
     sp.load_checkpoint_cached(path)
     left = sorted(p.name for p in folder.iterdir())
-    assert live.name in left
-    assert not any(p.name in left for p in [*stale, old_style]), left
+    assert live.name in left and recent.name in left
+    assert not any(p.name in left for p in [*stale, *old_style]), left
     assert sp._converted_path(path).name in left
 
 

@@ -156,7 +156,7 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
         folder = folder.parent
     try:
         return _write_stems(stems, final_dir, fmt, protect, rate, job)
-    except BaseException:
+    except Exception:  # an error (a signal keeps what it found, as tests/test_cli_safety.py expects)
         for folder in created:  # deepest first; stops at the first that is not empty (or not ours)
             try:
                 os.rmdir(folder)

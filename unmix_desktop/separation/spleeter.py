@@ -738,7 +738,8 @@ def _read_copy(copy: Path) -> dict[str, np.ndarray] | None:
 
 def _remove_stale_copies(folder: Path) -> None:
     """Remove temporary copies whose writing process is gone (a kill -9 during the copy), and
-    old-style unstamped ones older than :data:`STALE_COPY_SECONDS`."""
+    unstamped ones of earlier versions (``.*.part.safetensors``, ``.tmp*``) older than
+    :data:`STALE_COPY_SECONDS` (the folder is the app's own)."""
     from ..outputs import remove_stale
 
     remove_stale(folder)
@@ -748,7 +749,7 @@ def _remove_stale_copies(folder: Path) -> None:
         return
     now = time.time()
     for entry in entries:
-        if entry.name.startswith(".") and entry.name.endswith(".part.safetensors"):
+        if (entry.name.startswith(".") and entry.name.endswith(".part.safetensors")) or entry.name.startswith(".tmp"):
             try:
                 if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > STALE_COPY_SECONDS:
                     os.unlink(entry.path)
