@@ -224,3 +224,17 @@ def test_the_window_estimates_beats_again_over_a_bad_cache(harness, song_path, n
     harness.qtbot.waitUntil(lambda: w.practice_ctl.grid is not None, timeout=60_000)
     assert w.practice_ctl.grid.bpm > 0 and set_aside_files(path)
     harness.qtbot.waitUntil(path.exists, timeout=60_000)  # the new estimate is cached again
+
+
+def test_the_window_opens_over_a_bad_queue_file(qtbot, tmp_path, tiny_umx, notices):
+    from test_ui import Harness
+
+    queue = tmp_path / "queue.json"
+    queue.write_text(json.dumps({"version": 1, "items": 5}))
+    h = Harness(qtbot, tmp_path, tiny_umx)
+    try:
+        w = h.window
+        assert w.library_ctl.runner.queue.items == [] and not queue.exists() and set_aside_files(queue)
+        assert "set aside" in w.status_label.text() and str(queue) in w.status_label.text()
+    finally:
+        h.window.close()
