@@ -205,6 +205,13 @@ def expect_number(value: Any, what: str, lo: float = -math.inf, hi: float = math
     return value
 
 
+def expect_float(value: Any, what: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """:func:`expect_number` without ``None``: a finite number within ``[lo, hi]``, as a float."""
+    number = expect_number(value, what, lo, hi)
+    assert number is not None
+    return float(number)
+
+
 def expect_int(value: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid(f"{what} must be an integer, not {kind(value)}")

@@ -99,9 +99,9 @@ def validate_queue(data) -> dict | None:
         p.expect_dict(raw, what + "'")
         item = QueueItem(p.expect_int(raw.get("id"), what + ".id'", 1), p.expect_str(raw.get("path"), what + ".path'"),
                          p.expect_str(raw.get("state", "pending"), what + ".state'"),
-                         float(p.expect_number(raw.get("progress", 0.0), what + ".progress'", 0.0, 1.0)),
+                         p.expect_float(raw.get("progress", 0.0), what + ".progress'", 0.0, 1.0),
                          None if raw.get("error") is None else p.expect_str(raw["error"], what + ".error'"),
-                         float(p.expect_number(raw.get("added", time.time()), what + ".added'")),
+                         p.expect_float(raw.get("added", time.time()), what + ".added'"),
                          p.expect_number(raw.get("finished"), what + ".finished'", allow_none=True))
         if item.state not in STATES:
             raise p.Invalid(f"{what}.state' must be one of {', '.join(STATES)}, not {item.state!r}")
@@ -132,6 +132,7 @@ class BatchQueue:
     def _load(self) -> None:
         from ..persist import load_json_validated
 
+        assert self.path is not None
         problems: list[str] = []
         data = load_json_validated(self.path, validate_queue, None, problems)
         self.load_error = problems[0] if problems else None

@@ -711,7 +711,7 @@ def _arrays_crc(arrays: dict[str, np.ndarray]) -> str:
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         crc = zlib.crc32(f"{name}|{a.dtype.str}|{a.shape}".encode(), crc)
-        crc = zlib.crc32(memoryview(a).cast("B"), crc)
+        crc = zlib.crc32(a.data.cast("B"), crc)
     return f"{crc:08x}"
 
 
