@@ -78,7 +78,7 @@ def test_queue_edits_failures_and_persistence(tmp_path):
 
     path.write_text("{not json")
     broken = BatchQueue(path)
-    assert broken.items == [] and "cannot read the queue" in broken.load_error
+    assert broken.items == [] and "not valid JSON" in broken.load_error and "set aside" in broken.load_error
 
 
 @pytest.fixture

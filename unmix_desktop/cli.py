@@ -3,14 +3,20 @@ and provides ``add_parser(subparsers)`` and ``run(args) -> int``."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import signal
 import sys
-import threading
 
-from . import __version__
-from .errors import Stopped, UnmixError
+try:  # Ctrl-C while the interpreter loads us: the same one line as later, no traceback
+    import argparse
+    import importlib
+    import threading
+
+    from . import __version__
+    from .errors import Stopped, UnmixError
+    from .persist import one_line
+except KeyboardInterrupt:  # pragma: no cover - exercised by tests/test_trust3_cli.py in a subprocess
+    print("unmix: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 COMMANDS = ["separate", "models", "evaluate", "play", "mix", "train", "beats", "melody", "chords", "key",
             "make-corpus", "align", "ultrastar"]
@@ -54,21 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
-    previous = _install_stop_handlers()
+    previous = {}
     try:
+        previous = _install_stop_handlers()  # before the commands' imports (numpy, torch...): Ctrl-C there too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
         return int(args._run(args) or 0)
     except UnmixError as exc:
-        print(f"unmix: error: {exc}", file=sys.stderr)
+        print(one_line(f"unmix: error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:  # an output-side failure no command turned into its own message
         from .outputs import os_error_path
 
-        print(f"unmix: error: {os_error_path(exc, '-')}: {exc.strerror or exc}", file=sys.stderr)
+        print(one_line(f"unmix: error: {os_error_path(exc, '-')}: {exc.strerror or exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)

@@ -20,7 +20,9 @@ def format_time(seconds: float, tenths: bool = False) -> str:
 
 class ProgressBar:
     def __init__(self, label: str, stream=None, width: int = 30) -> None:
-        self.label = label
+        from .persist import one_line
+
+        self.label = one_line(label)  # a newline in a file name must not split the progress line
         self.stream = stream or sys.stderr
         self.width = width
         self.start = time.monotonic()
@@ -42,5 +44,7 @@ class ProgressBar:
             self.stream.flush()
 
     def close(self, message: str = "") -> None:
-        self.stream.write(("\r" + message if message else "") + "\n")
+        from .persist import one_line
+
+        self.stream.write(("\r" + one_line(message) if message else "") + "\n")
         self.stream.flush()

@@ -307,13 +307,59 @@ def _jsonable(value: Any) -> Any:
     return [dict(v) for v in value] if isinstance(value, list) else value
 
 
-def load_session_file(path: str | Path) -> dict | None:
-    """The saved controls, or ``None`` when there is no readable session file."""
-    try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, ValueError):
+#: The JSON kind each saved control must have ("number?" = a number or null).
+_CONTROL_KINDS = {"gain_db": "number?", "mute": "bool", "solo": "bool", "pan": "number",
+                  "master.gain_db": "number?", "loop.a": "number?", "loop.b": "number?", "loop.enabled": "bool",
+                  "tempo.ratio": "number", "key.semitones": "number", "key.cents": "number",
+                  "click.gain_db": "number?", "click.mute": "bool", "click.count_in": "bool",
+                  "markers": "markers", "lyrics.path": "string?", "lyrics.offset_ms": "number"}
+
+
+def _check_control(what: str, kind: str, value: Any) -> None:
+    from . import persist as p
+
+    if kind.startswith("number"):
+        p.expect_number(value, what, allow_none=kind.endswith("?"))
+    elif kind == "bool":
+        p.expect_bool(value, what)
+    elif kind == "string?":
+        if value is not None:
+            p.expect_str(value, what)
+    elif kind == "markers":
+        for i, m in enumerate(p.expect_list(value, what)):
+            p.expect_dict(m, f"{what}[{i}]")
+            p.expect_number(m.get("t"), f"{what}[{i}].t", lo=0.0)
+            p.expect_str(m.get("label", ""), f"{what}[{i}].label")
+
+
+def validate_session(data: Any) -> dict | None:
+    """A saved session checked field by field (:mod:`.persist`); raises :class:`~.persist.Invalid`
+    naming the first bad field. Another version's file is ``None`` (ignored, left as it is)."""
+    from . import persist as p
+
+    p.expect_dict(data, "the session")
+    version = p.expect_int(data.get("version"), "'version'")
+    if version != SESSION_VERSION:
         return None
-    return data if isinstance(data, dict) and data.get("version") == SESSION_VERSION else None
+    if data.get("song_key") is not None:
+        p.expect_str(data["song_key"], "'song_key'")
+    p.expect_str(data.get("title", ""), "'title'")
+    for name, controls in p.expect_dict(data.get("stems", {}), "'stems'").items():
+        for key, value in p.expect_dict(controls, f"'stems.{name}'").items():
+            if key in STEM_CONTROLS:
+                _check_control(f"'stems.{name}.{key}'", _CONTROL_KINDS[key], value)
+    for key, value in p.expect_dict(data.get("controls", {}), "'controls'").items():
+        if key in GLOBAL_DEFAULTS:
+            _check_control(f"'controls.{key}'", _CONTROL_KINDS[key], value)
+    return data
+
+
+def load_session_file(path: str | Path) -> dict | None:
+    """The saved controls, or ``None`` when there is none. A file that does not validate is set
+    aside (``NAME.bad-<time>``) with one notice (:func:`.persist.load_json_validated`)."""
+    from .persist import load_json_validated
+
+    return load_json_validated(path, validate_session, None)
 
 
 class SessionStore:

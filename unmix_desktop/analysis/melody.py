@@ -18,6 +18,7 @@ required by the application.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import types
@@ -34,6 +35,11 @@ from ..errors import UnmixError
 FMIN = 65.0      # C2: lowest sung note considered
 FMAX = 1100.0    # ~C#6
 DEFAULT_TRACKER = "swift-f0"
+#: Sanity bounds of a melody file (a cache row outside them is damage): a day of song, 20 kHz.
+MAX_TIME_S = 86400.0
+MAX_HZ = 20000.0
+#: Shortest audio a melody is looked for in (10 ms): shorter is one line, not a tracker's traceback.
+MIN_SAMPLES = 441
 
 
 class MelodyError(UnmixError):
@@ -82,16 +88,42 @@ class Contour:
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> Contour:
+        """Read a ``time,hz`` file; raises :class:`MelodyError` naming the file when it does not
+        validate (:meth:`parse_csv`)."""
         path = Path(path)
         try:
-            data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-        except (OSError, ValueError) as exc:
-            raise MelodyError(f"{path}: not a time,hz melody file ({exc})") from exc
-        if data.size == 0:
+            return cls.parse_csv(path.read_bytes())
+        except OSError as exc:
+            raise MelodyError(f"{path}: not a time,hz melody file ({exc.strerror or exc})") from exc
+        except ValueError as exc:
+            raise MelodyError(f"{path}: {exc}") from exc
+
+    @classmethod
+    def parse_csv(cls, data: bytes) -> Contour:
+        """A ``time,hz`` CSV checked row by row: times finite, >= 0, below :data:`MAX_TIME_S` and
+        increasing; pitches finite, 0 (unvoiced) or up to :data:`MAX_HZ`. Raises
+        :class:`~..persist.Invalid` (a ``ValueError``) saying what is wrong."""
+        from ..persist import Invalid
+
+        try:
+            text = data.decode("utf-8")
+            rows = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, ndmin=2)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Invalid(f"not a time,hz melody file ({str(exc)[:120]})") from None
+        if rows.size == 0:
             return cls(np.zeros(0), np.zeros(0, np.float32))
-        if data.shape[1] != 2:
-            raise MelodyError(f"{path}: expected 2 columns (time,hz), found {data.shape[1]}")
-        return cls(data[:, 0].astype(np.float64), np.maximum(data[:, 1], 0).astype(np.float32))
+        if rows.shape[1] != 2:
+            raise Invalid(f"expected 2 columns (time,hz), found {rows.shape[1]}")
+        times, hz = rows[:, 0], rows[:, 1]
+        if not (np.isfinite(times).all() and np.isfinite(hz).all()):
+            raise Invalid("holds values that are not finite numbers (nan/inf)")
+        if times.min() < 0 or times.max() > MAX_TIME_S:
+            raise Invalid(f"holds times outside 0..{MAX_TIME_S:g} s")
+        if times.size > 1 and not (np.diff(times) > 0).all():
+            raise Invalid("times do not increase")
+        if hz.min() < 0 or hz.max() > MAX_HZ:
+            raise Invalid(f"holds pitches outside 0..{MAX_HZ:g} Hz")
+        return cls(times.astype(np.float64), hz.astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -208,6 +240,8 @@ def track_melody(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, tracker: str
     mono = to_mono(audio)
     if mono.size == 0:
         return Contour(np.zeros(0), np.zeros(0, np.float32))
+    if mono.size * SAMPLE_RATE < MIN_SAMPLES * int(sample_rate):
+        raise MelodyError(f"too short to find a melody in ({mono.size} samples; at least 10 ms are needed)")
     try:
         times, hz = TRACKERS[tracker](mono, int(sample_rate))
     except ImportError as exc:
@@ -320,6 +354,14 @@ def cache_path(folder: str | os.PathLike, tracker: str = DEFAULT_TRACKER) -> Pat
     return Path(folder) / f"melody-{tracker}.csv"
 
 
+def _cached_contour(path: Path) -> Contour | None:
+    """A cached melody that validates (:meth:`Contour.parse_csv`), else ``None`` (a miss; a damaged
+    file is set aside with one notice, :mod:`..persist`)."""
+    from ..persist import load_validated
+
+    return load_validated(path, Contour.parse_csv, None)
+
+
 def melody_for_stems(folder: str | os.PathLike, tracker: str = DEFAULT_TRACKER, use_cache: bool = True) -> Contour:
     """The melody of a stems folder's vocals, cached as ``melody-<tracker>.csv`` in that folder
     (recomputed when the vocals file is newer than the cache)."""
@@ -329,17 +371,19 @@ def melody_for_stems(folder: str | os.PathLike, tracker: str = DEFAULT_TRACKER, 
         raise MelodyError(f"{folder}: no vocals stem ({', '.join(VOCALS_FILES)}) in this folder")
     cached = cache_path(folder, tracker)
     if use_cache and cached.is_file() and cached.stat().st_mtime >= vocals.stat().st_mtime:
-        try:
-            return Contour.from_csv(cached)
-        except MelodyError:
-            pass  # unreadable cache: compute again and replace it
+        contour = _cached_contour(cached)
+        if contour is not None:
+            return contour  # a damaged cache (nan, inf, negative times...) is set aside and computed again
     if vocals.suffix == ".npy":
         audio = np.load(vocals, mmap_mode="r")
     else:
         from ..audio.io import load_audio
 
         audio = load_audio(vocals)
-    contour = track_melody(np.asarray(audio), SAMPLE_RATE, tracker)
+    try:
+        contour = track_melody(np.asarray(audio), SAMPLE_RATE, tracker)
+    except MelodyError as exc:
+        raise MelodyError(f"{vocals}: {exc}") from exc
     try:
         contour.to_csv(cached)
     except OSError:
@@ -355,10 +399,9 @@ def melody_for_audio(vocals: np.ndarray, sample_rate: int = SAMPLE_RATE, cache_f
     ignored."""
     cached = Path(cache_file) if cache_file is not None else None
     if cached is not None and cached.is_file():
-        try:
-            return Contour.from_csv(cached)
-        except MelodyError:
-            pass
+        contour = _cached_contour(cached)
+        if contour is not None:
+            return contour
     contour = track_melody(vocals, sample_rate, tracker)
     if cached is not None and cached.parent.is_dir():
         try:

@@ -55,7 +55,8 @@ def is_audio_file_name(name: str) -> bool:
 
 
 def audio_files(folder: str | os.PathLike, recursive: bool = False, skip=None,
-                on_error: Callable[[AudioError], None] | None = None) -> list[Path]:
+                on_error: Callable[[AudioError], None] | None = None,
+                on_skip: Callable[[AudioError], None] | None = None) -> list[Path]:
     """The audio files in ``folder`` (by extension, see :data:`AUDIO_EXTENSIONS`), sorted.
 
     The one folder listing of the package. Hidden files and folders are left out. With
@@ -63,7 +64,8 @@ def audio_files(folder: str | os.PathLike, recursive: bool = False, skip=None,
     a folder's files before its sub-folders); symbolic links to folders are not followed (no
     loops); ``skip(folder) -> bool`` leaves a sub-folder out (e.g. the output folder). A folder
     that cannot be read raises :class:`AudioError` for the top one; below it, it is left out
-    and ``on_error(AudioError)`` is told.
+    and ``on_error(AudioError)`` is told. A link with an audio file's name whose target is missing
+    (a broken link) is left out and ``on_skip(AudioError)`` is told.
     """
     folder = Path(folder)
     try:
@@ -80,13 +82,17 @@ def audio_files(folder: str | os.PathLike, recursive: bool = False, skip=None,
                 files.append(Path(entry.path))
             elif recursive and entry.is_dir(follow_symlinks=False):
                 subdirs.append(Path(entry.path))
+            elif on_skip is not None and entry.is_symlink() and is_audio_file_name(entry.name) \
+                    and not os.path.exists(entry.path):
+                on_skip(AudioError(Path(entry.path), f"broken link (its target {os.readlink(entry.path)} is missing); "
+                                                     "skipped"))
         except OSError:
             continue
     for sub in subdirs:
         if skip is not None and skip(sub):
             continue
         try:
-            files.extend(audio_files(sub, True, skip, on_error))
+            files.extend(audio_files(sub, True, skip, on_error, on_skip))
         except AudioError as exc:
             if on_error is not None:
                 on_error(exc)

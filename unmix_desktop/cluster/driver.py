@@ -232,6 +232,7 @@ def run_cluster(args, out: Path, warn) -> int:
 
 def _run(ray, args, out, plan, names, options, write_stems, _error_line, _label, summary) -> int:
     from ..audio.io import audio_info
+    from ..commands.separate import _say
 
     capacity = cluster_capacity(ray, args)
     if capacity < 1:
@@ -278,7 +279,7 @@ def _run(ray, args, out, plan, names, options, write_stems, _error_line, _label,
         stats.failed += 1
         if tty and not args.quiet:
             sys.stderr.write("\n")
-        print(line, file=sys.stderr, flush=True)
+        _say(line)
 
     def finish(i: int, result: dict, aid: int) -> None:
         path, final_dir, job = plan.tasks[i]
@@ -287,7 +288,7 @@ def _run(ray, args, out, plan, names, options, write_stems, _error_line, _label,
         rec.worker, rec.node = f"{result.get('host', '?')}:{result.get('pid', '?')}", info.get("node", "")
         rec.model_source = info.get("model_source", "")
         for line in result.get("warnings", []):
-            print(f"unmix: warning: {line}", file=sys.stderr)
+            _say(f"unmix: warning: {line}")
         if result["status"] != "done":
             fail(i, result["error"])
             return
@@ -304,8 +305,7 @@ def _run(ray, args, out, plan, names, options, write_stems, _error_line, _label,
         if not args.quiet:
             if tty:
                 sys.stderr.write("\r\033[K")
-            print(f"{_label(Path(path))}: {len(names)} stems -> {final_dir} ({rec.worker}, {rec.seconds:.1f} s)",
-                  file=sys.stderr, flush=True)
+            _say(f"{_label(Path(path))}: {len(names)} stems -> {final_dir} ({rec.worker}, {rec.seconds:.1f} s)")
 
     def submit(aid: int, i: int) -> None:
         path, final_dir, job = plan.tasks[i]

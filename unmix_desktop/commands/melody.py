@@ -19,6 +19,7 @@ from ..analysis.melody import (
 )
 from ..audio.io import DEFAULT_MAX_DURATION, SAMPLE_RATE, load_audio
 from ..errors import UnmixError
+from .argtypes import limit_seconds
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -31,8 +32,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--tracker", choices=sorted(TRACKERS), default=DEFAULT_TRACKER,
                    help=f"pitch tracker (default {DEFAULT_TRACKER}; see benchmarks/bench_melody.py)")
     p.add_argument("--no-cache", action="store_true", help="recompute even if a stems folder holds a cached melody")
-    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="S",
-                   help="refuse songs longer than this many seconds")
+    p.add_argument("--max-duration", type=limit_seconds, default=DEFAULT_MAX_DURATION, metavar="S",
+                   help="refuse songs longer than this many seconds (inf: no limit)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -62,7 +63,10 @@ def run(args) -> int:
         vocals = separator.separate(audio, progress=bar)["vocals"]
         if bar:
             bar.close()
-        contour = track_melody(vocals, SAMPLE_RATE, args.tracker)
+        try:
+            contour = track_melody(vocals, SAMPLE_RATE, args.tracker)
+        except MelodyError as exc:
+            raise UnmixError(f"{song}: {exc}") from exc
     try:
         contour.to_csv(out)
     except OSError as exc:

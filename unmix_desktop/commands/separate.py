@@ -42,6 +42,7 @@ from ..audio.io import (
 )
 from ..audio.stream import open_audio, resample_blocks, target_frames
 from ..errors import AudioError, UnmixError, UsageError
+from ..persist import one_line
 from ..progress import ProgressBar
 from ..separation.settings import SeparationSettings
 from .argtypes import (
@@ -169,6 +170,26 @@ def _write_error(path: Path, exc: BaseException) -> AudioError:
 
 def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int = SAMPLE_RATE,
                 job: dict | None = None, clean_stale: bool = True) -> list[Path]:
+    """:func:`_write_stems`; when it fails, the folders above ``final_dir`` that it created (``--out``
+    and the folders inside it) are removed again if they are still empty -- never one that was there."""
+    created = []
+    folder = Path(final_dir).parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    try:
+        return _write_stems(stems, final_dir, fmt, protect, rate, job, clean_stale)
+    except Exception:  # an error (a signal keeps what it found, as tests/test_cli_safety.py expects)
+        for folder in created:  # deepest first; stops at the first that is not empty (or not ours)
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
+
+
+def _write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int = SAMPLE_RATE,
+                 job: dict | None = None, clean_stale: bool = True) -> list[Path]:
     """Write ``final_dir/<target>.<ext>`` for each stem, never touching a file the app did not write.
 
     ``stems`` is either ``{name: (n, 2)}`` or an iterator of ``(offset, {name: block})`` as
@@ -300,8 +321,8 @@ def write_stems(stems, final_dir: Path, fmt: str, protect: tuple = (), rate: int
     writer.shutdown()
     for name, count in clipped.items():
         if count:
-            print(f"unmix: warning: {final_dir.name}/{name}: {count} samples clipped "
-                  "(use --format wavf to keep them)", file=sys.stderr)
+            _say(f"unmix: warning: {final_dir.name}/{name}: {count} samples clipped "
+                 "(use --format wavf to keep them)")
     return [final_dir / f"{name}.{ext}" for name in files]
 
 
@@ -395,7 +416,8 @@ def expand_songs(items: list[str], out: Path, warn) -> tuple[list[tuple[Path, Pa
         name = path.resolve().name or "root"
         try:
             found = audio_files(path, recursive=True, skip=skip,
-                                on_error=lambda exc: warn(f"{exc}; its songs are left out"))
+                                on_error=lambda exc: warn(f"{exc}; its songs are left out"),
+                                on_skip=lambda exc: warn(str(exc)))
         except AudioError as exc:
             empty.append(exc)
             continue
@@ -481,6 +503,12 @@ def song_stems(separator, path: Path, args, names: list[str], bar=None, warn=Non
         yield stems, rate
 
 
+def _say(text: str) -> None:
+    """One line on stderr: control characters in names (a newline in a file name) are escaped, so a
+    message or a progress line is never split."""
+    print(one_line(text), file=sys.stderr, flush=True)
+
+
 def _label(path: Path) -> str:
     return path.name if len(path.name) <= 40 else path.name[:37] + "..."
 
@@ -530,12 +558,12 @@ def run_worker(args) -> int:
     path = Path(args.songs[0])
 
     def warn(message: str) -> None:
-        print(f"unmix: warning: {message}", file=sys.stderr, flush=True)
+        _say(f"unmix: warning: {message}")
 
     try:
         separate_one(separator, path, Path(task["dir"]), args, names, task["job"], warn=warn)
     except (UnmixError, OSError) as exc:
-        print(_error_line(exc, path), file=sys.stderr, flush=True)
+        _say(_error_line(exc, path))
         return 2
     return 0
 
@@ -606,8 +634,7 @@ def _run_parallel(tasks, args, jobs: int, threads: int, report) -> tuple[int, in
                     failed += 1
                     if not child.errors:  # a crash, not one of our errors: still one line
                         with lock:
-                            print(f"unmix: error: {child.path}: separation process ended with status {code}",
-                                  file=sys.stderr, flush=True)
+                            _say(f"unmix: error: {child.path}: separation process ended with status {code}")
     except BaseException as exc:
         default = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
         signum = getattr(exc, "signum", default)
@@ -647,7 +674,7 @@ def plan_run(args, out: Path, names: list[str], settings: SeparationSettings, mo
     songs, empty = expand_songs(args.songs, out, warn)
     failed = len(empty)
     for exc in empty:
-        print(f"unmix: error: {exc}", file=sys.stderr)
+        _say(f"unmix: error: {exc}")
     bases = plan_bases(songs)
     taken: dict[str, list[str]] = {}
     tasks: list[tuple[Path, Path, dict | None]] = []
@@ -655,26 +682,26 @@ def plan_run(args, out: Path, names: list[str], settings: SeparationSettings, mo
     total = sum(base is not None for base in bases) + len(empty)
     for (path, parent), base in zip(songs, bases):
         if base is None:
-            print(f"unmix: note: {path}: listed twice, separated once", file=sys.stderr)
+            _say(f"unmix: note: {path}: listed twice, separated once")
             continue
         try:
             used = taken.setdefault(os.path.normcase(os.path.abspath(parent)), [])
             final_dir, why = outputs.choose_result_dir(parent, base, files_written, used, protect=(path,))
             used.append(final_dir.name)
             if base != song_name(path):
-                print(f"unmix: note: {path}: another song of this run is also named '{song_name(path)}'; "
-                      f"its stems go to '{base}'", file=sys.stderr)
+                _say(f"unmix: note: {path}: another song of this run is also named '{song_name(path)}'; "
+                     f"its stems go to '{base}'")
             if why:
-                print(f"unmix: note: {path}: {why}; writing to {final_dir}", file=sys.stderr)
+                _say(f"unmix: note: {path}: {why}; writing to {final_dir}")
         except (UnmixError, OSError) as exc:
-            print(_error_line(exc, path), file=sys.stderr)
+            _say(_error_line(exc, path))
             failed += 1
             continue
         job = job_for(path, args, model, settings, names)
         if job is not None and not args.force and outputs.is_done(final_dir, job, files_written):
             skipped += 1
             if not args.quiet:
-                print(f"{_label(path)}: already separated -> {final_dir} (skipped; --force to redo)", file=sys.stderr)
+                _say(f"{_label(path)}: already separated -> {final_dir} (skipped; --force to redo)")
             continue
         tasks.append((path, final_dir, job))
     return Plan(tasks, skipped, failed, total)
@@ -688,7 +715,7 @@ def run(args) -> int:
         raise AudioError(out, "--out is a file, not a folder")
 
     def warn(message: str) -> None:
-        print(f"unmix: warning: {message}", file=sys.stderr)
+        _say(f"unmix: warning: {message}")
 
     if args.cluster is not None:
         from ..cluster import run_cluster
@@ -696,8 +723,7 @@ def run(args) -> int:
         return run_cluster(args, out, warn)
     jobs = min(args.jobs, cores())
     if jobs < args.jobs:
-        print(f"unmix: note: --jobs {args.jobs}: this machine has {cores()} cores; running {jobs} at once",
-              file=sys.stderr)
+        _say(f"unmix: note: --jobs {args.jobs}: this machine has {cores()} cores; running {jobs} at once")
     threads = args.threads or (max(1, cores() // jobs) if jobs > 1 else None)
     separator = _make_separator(args, threads=None if jobs > 1 else threads)
     names = output_names(separator, args)
@@ -706,7 +732,7 @@ def run(args) -> int:
     def report(path: Path, final_dir: Path, files=None) -> None:
         if not args.quiet:
             count = len(files) if files is not None else len(files_written)
-            print(f"{_label(path)}: {count} stems -> {final_dir}", file=sys.stderr)
+            _say(f"{_label(path)}: {count} stems -> {final_dir}")
 
     plan = plan_run(args, out, names, separator.settings, model_id(args), warn)
     tasks, skipped, failed, total = plan.tasks, plan.skipped, plan.failed, plan.total
@@ -728,7 +754,7 @@ def run(args) -> int:
             except (UnmixError, OSError) as exc:
                 if bar:
                     bar.close()
-                print(_error_line(exc, path), file=sys.stderr)
+                _say(_error_line(exc, path))
                 failed += 1
     return summary(args, total, done, skipped, failed)
 
@@ -736,8 +762,8 @@ def run(args) -> int:
 def summary(args, total: int, done: int, skipped: int, failed: int) -> int:
     """The closing line and the exit status (2 when any song failed)."""
     if failed:
-        print(f"unmix: {failed} of {total} songs failed ({done} done, {skipped} skipped)", file=sys.stderr)
+        _say(f"unmix: {failed} of {total} songs failed ({done} done, {skipped} skipped)")
         return 2
     if not args.quiet and (total > 1 or skipped):
-        print(f"unmix: {total} songs: {done} done, {skipped} skipped, 0 failed", file=sys.stderr)
+        _say(f"unmix: {total} songs: {done} done, {skipped} skipped, 0 failed")
     return 0

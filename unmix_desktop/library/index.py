@@ -18,11 +18,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import persist
 from ..cache import StemCache, file_hash, make_key
 from ..errors import Cancelled
+from ..persist import Invalid, notice
 
 SORT_KEYS = ("date", "title", "artist", "duration", "model")
 MODEL_RATE = 44100
+
+
+def validate_entry_meta(meta: dict) -> dict:
+    """The fields of a cache entry's ``meta.json`` the library reads, checked one by one (:mod:`..persist`)."""
+    p = persist
+    p.expect_str(meta.get("source"), "'source'")
+    for i, item in enumerate(p.expect_list(meta.get("stems"), "'stems'")):
+        if not (isinstance(item, list) and item and all(isinstance(x, str) for x in item)):
+            raise Invalid(f"'stems[{i}]' must be a [name, file] pair, not {p.kind(item)}")
+    for key in ("model", "settings", "variant"):
+        if meta.get(key) is not None:
+            p.expect_str(meta[key], f"'{key}'")
+    p.expect_number(meta.get("created", 0), "'created'", 0.0)
+    if meta.get("sample_rate") is not None:
+        p.expect_int(meta["sample_rate"], "'sample_rate'", 1, 1_000_000)
+    p.expect_int(meta.get("frames", 0), "'frames'", 0)
+    if meta.get("content_hash") is not None:
+        p.expect_str(meta["content_hash"], "'content_hash'")
+    return meta
 
 
 @dataclass
@@ -105,7 +126,13 @@ class LibraryIndex:
         groups: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}
         for key, _, _ in self.cache.entries():
             meta = self.cache.read_meta(key)
-            if not meta or not isinstance(meta.get("source"), str) or not isinstance(meta.get("stems"), list):
+            if not meta:
+                continue
+            try:
+                validate_entry_meta(meta)
+            except Invalid as exc:  # left out of the library (the cache itself never serves it either)
+                notice(f"{self.cache.root / key}: {exc}; left out of the library",
+                       key=f"library-meta-{self.cache.root / key}")
                 continue
             group = (meta["source"], str(meta.get("model", "")), str(meta.get("settings", "")))
             groups.setdefault(group, []).append((key, meta))

@@ -16,7 +16,6 @@ The runner (``ui/queue_view.QueueRunner``) does the separating; this module only
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -53,6 +52,9 @@ def collect_audio_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path],
                             if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()
                             and not any(part.startswith(".") for part in f.relative_to(p).parts)),
                            key=lambda f: (str(f.relative_to(p).parent).casefold(), f.name.casefold(), f.name))
+            problems += [f"{f}: broken link (its target {os.readlink(f)} is missing); skipped" for f in p.rglob("*")
+                         if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_symlink() and not f.exists()
+                         and not any(part.startswith(".") for part in f.relative_to(p).parts)]
             if not found:
                 problems.append(f"{p}: is a folder with no audio files")
             for f in found:
@@ -81,6 +83,35 @@ class QueueItem:
         return Path(self.path).name
 
 
+def validate_queue(data) -> dict | None:
+    """A saved queue checked field by field (:mod:`..persist`): ``{"paused": bool, "items":
+    [QueueItem]}``; raises :class:`~..persist.Invalid` naming the first bad field. Another
+    version's file is ``None`` (ignored)."""
+    from .. import persist as p
+
+    p.expect_dict(data, "the queue")
+    if p.expect_int(data.get("version"), "'version'") != QUEUE_VERSION:
+        return None
+    paused = p.expect_bool(data.get("paused", False), "'paused'")
+    items, ids = [], set()
+    for n, raw in enumerate(p.expect_list(data.get("items", []), "'items'")):
+        what = f"'items[{n}]"
+        p.expect_dict(raw, what + "'")
+        item = QueueItem(p.expect_int(raw.get("id"), what + ".id'", 1), p.expect_str(raw.get("path"), what + ".path'"),
+                         p.expect_str(raw.get("state", "pending"), what + ".state'"),
+                         p.expect_float(raw.get("progress", 0.0), what + ".progress'", 0.0, 1.0),
+                         None if raw.get("error") is None else p.expect_str(raw["error"], what + ".error'"),
+                         p.expect_float(raw.get("added", time.time()), what + ".added'"),
+                         p.expect_number(raw.get("finished"), what + ".finished'", allow_none=True))
+        if item.state not in STATES:
+            raise p.Invalid(f"{what}.state' must be one of {', '.join(STATES)}, not {item.state!r}")
+        if not item.path or item.id in ids:
+            raise p.Invalid(f"{what}' has an empty path or a repeated id")
+        ids.add(item.id)
+        items.append(item)
+    return {"paused": paused, "items": items}
+
+
 class BatchQueue:
     """An ordered list of songs to separate; saved to ``path`` (JSON) after every change.
 
@@ -99,26 +130,16 @@ class BatchQueue:
 
     # persistence ---------------------------------------------------------------------------------
     def _load(self) -> None:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except FileNotFoundError:
+        from ..persist import load_json_validated
+
+        assert self.path is not None
+        problems: list[str] = []
+        data = load_json_validated(self.path, validate_queue, None, problems)
+        self.load_error = problems[0] if problems else None
+        if data is None:
             return
-        except (OSError, ValueError) as exc:
-            self.load_error = f"{self.path}: cannot read the queue ({exc})"
-            return
-        if not isinstance(data, dict) or data.get("version") != QUEUE_VERSION:
-            self.load_error = f"{self.path}: not a queue file of this version"
-            return
-        self.paused = bool(data.get("paused", False))
-        for raw in data.get("items") or []:
-            try:
-                item = QueueItem(int(raw["id"]), str(raw["path"]), str(raw.get("state", "pending")),
-                                 float(raw.get("progress", 0.0)), raw.get("error"),
-                                 float(raw.get("added", time.time())), raw.get("finished"))
-            except (KeyError, TypeError, ValueError):
-                continue
-            if item.state not in STATES:
-                continue
+        self.paused = data["paused"]
+        for item in data["items"]:
             if item.state == "running":  # the app stopped during it: do it again
                 item.state, item.progress = "pending", 0.0
             if item.state == "pending":

@@ -113,7 +113,7 @@ def _config_problem(config) -> str | None:
 def read_meta(folder: str | os.PathLike) -> dict:
     """Read and check a bundle's ``model.json``; raises :class:`ModelError` (``PATH: reason``)."""
     folder = Path(folder)
-    path = folder / JSON_NAME
+    path = check_inside(folder, JSON_NAME)
     try:
         meta = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as exc:
@@ -161,11 +161,26 @@ def read_meta(folder: str | os.PathLike) -> dict:
     return meta
 
 
+def check_inside(folder: str | os.PathLike, name: str) -> Path:
+    """``folder/name``, refused (:class:`ModelError`) when it is a link that leads out of the folder:
+    a bundle is one folder, and its files are what was verified there."""
+    path = Path(folder) / name
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=False)
+            inside = target.is_relative_to(Path(folder).resolve())
+        except (OSError, RuntimeError):  # a link loop
+            inside = False
+        if not inside:
+            raise ModelError(f"{path}: is a link out of the model folder (refused: copy the file into the folder)")
+    return path
+
+
 def check_weights(folder: str | os.PathLike, meta: dict) -> list[str]:
-    """Cheap check of ``model.safetensors`` (its header only, no tensor data): the file exists,
-    its header parses, its tensors fill the file exactly and every target has tensors. Returns the
-    tensor names; raises :class:`ModelError` (``PATH: reason``)."""
-    path = Path(folder) / WEIGHTS_NAME
+    """Cheap check of ``model.safetensors`` (its header only, no tensor data): the file exists (not
+    a link out of the folder), its header parses, its tensors fill the file exactly and every
+    target has tensors. Returns the tensor names; raises :class:`ModelError` (``PATH: reason``)."""
+    path = check_inside(folder, WEIGHTS_NAME)
     try:
         size = path.stat().st_size
         if not path.is_file():

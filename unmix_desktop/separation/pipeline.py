@@ -430,5 +430,8 @@ class Pipeline:
                 "variant": request.variant, "card": _jsonable(card)}
         try:
             self.cache.put(key, dict(stems), mixture, meta)
-        except OSError:
-            pass  # a full or read-only cache must not lose the separation
+        except OSError as exc:  # a full or read-only cache must not lose the separation: said once
+            from ..persist import notice
+
+            notice(f"{self.cache.root}: cannot write the cache ({exc.strerror or exc}); "
+                   "the stems are not kept for next time", key="cache-unwritable")

@@ -28,8 +28,11 @@ stride-1 convolution, the large ones by NNPACK's Winograd, else oneDNN in channe
 :meth:`SpleeterUNet.reference_forward` keeps the layer-by-layer transcription (docs/QUALITY.md,
 "Speed"; tests/test_speed_equivalence.py).
 
-Loading both checkpoints takes ~0.65 s; a safetensors copy would take ~0.08 s, which does not
-justify a 118 MB duplicate in the user's data folder, so none is made.
+Loading both checkpoints takes ~0.65 s; :func:`load_checkpoint_cached` keeps a safetensors copy
+in the cache folder (~0.08 s to load), verified before each use against the CRC-32 of its arrays
+recorded when it was made (+~0.1 s for both copies; SHA-256 would cost about twice that,
+benchmarks/bench_weights_check.py). A damaged copy is made again; a cache folder that cannot be
+created or written (full, read-only) only costs the speed-up, with one note.
 """
 
 from __future__ import annotations
@@ -37,9 +40,14 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import io
+import json
 import math
+import os
 import pickle
+import struct
+import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -665,48 +673,138 @@ class SpleeterModel(SpectrogramModel):
         return torch.cat([out, high], dim=3)
 
 
+#: Unfinished copies in the old temporary naming (``.<name>.<random>.part.safetensors``, no process
+#: id) older than this are leftovers of a killed process.
+STALE_COPY_SECONDS = 3600.0
+
+
 def _converted_path(path: Path) -> Path | None:
     """Where the safetensors copy of checkpoint ``path`` lives in the cache: named after the source's
-    path, size and modification time, so a changed or moved checkpoint is converted again."""
+    path, size and modification time, so a changed or moved checkpoint is converted again. ``None``
+    when the checkpoint or the cache folder cannot be reached (then no copy is used or made)."""
+    from ..errors import UnmixError
+
     try:
         st = path.stat()
     except OSError:
         return None
     from ..paths import cache_dir
 
+    try:
+        root = Path(cache_dir())
+    except UnmixError as exc:  # the cache folder cannot be created: separate without a copy
+        _no_copy(f"{str(exc).split('; set ')[0]}; separating without a cache (each start is slower)")
+        return None
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
-    return Path(cache_dir()) / "models" / f"{path.stem}-{key}.safetensors"
+    return root / "models" / f"{path.stem}-{key}.safetensors"
 
 
-def load_checkpoint_cached(path: str | Path) -> dict[str, np.ndarray]:
+def _no_copy(message: str) -> None:
+    from ..persist import notice
+
+    notice(message, key="cache-unwritable")
+
+
+def _arrays_crc(arrays: dict[str, np.ndarray]) -> str:
+    """CRC-32 of the arrays' bytes in key order (with their names, dtypes and shapes)."""
+    crc = 0
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        crc = zlib.crc32(f"{name}|{a.dtype.str}|{a.shape}".encode(), crc)
+        crc = zlib.crc32(a.data.cast("B"), crc)
+    return f"{crc:08x}"
+
+
+def _read_copy(copy: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a safetensors copy if its CRC-32 matches the one recorded when it was made."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        with open(copy, "rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            if n > 100 << 20:
+                return None
+            meta = json.loads(fh.read(n).decode("utf-8")).get("__metadata__") or {}
+        arrays = load_file(str(copy))
+    except (OSError, SafetensorError, ValueError, AttributeError, struct.error):
+        return None
+    if not arrays or not all(a.dtype.kind == "f" for a in arrays.values()):
+        return None
+    if meta.get("crc32") != _arrays_crc(arrays):  # bit flips, NaNs, another file at the same size
+        return None
+    return arrays
+
+
+def _remove_stale_copies(folder: Path) -> None:
+    """Remove temporary copies whose writing process is gone (a kill -9 during the copy), and
+    unstamped ones of earlier versions (``.*.part.safetensors``, ``.tmp*``) older than
+    :data:`STALE_COPY_SECONDS` (the folder is the app's own)."""
+    from ..outputs import remove_stale
+
+    remove_stale(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        if (entry.name.startswith(".") and entry.name.endswith(".part.safetensors")) or entry.name.startswith(".tmp"):
+            try:
+                if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > STALE_COPY_SECONDS:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _write_copy(copy: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the verified copy (temporary name stamped with our process id, then a rename); a cache
+    folder that cannot be written (full, read-only) costs the speed-up only, said once."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import save_file
+
+    from ..outputs import temp_file
+
+    tmp = None
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_copies(copy.parent)
+        tmp = temp_file(copy.parent, copy.stem, ".safetensors")
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
+                  metadata={"crc32": _arrays_crc(arrays), "source": "unmix-desktop spleeter copy"})
+        os.replace(tmp, copy)
+        tmp = None
+    except (OSError, SafetensorError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if "No space left" in reason or "os error 28" in reason:
+            reason = "No space left on device"
+        elif "Read-only" in reason or "os error 30" in reason:
+            reason = "Read-only file system"
+        _no_copy(f"{copy.parent.parent}: cannot write the cache ({reason.splitlines()[0][:200]}); "
+                 "separating without it (each start is slower)")
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def load_checkpoint_cached(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """:func:`load_checkpoint`, through a safetensors copy kept in the cache folder.
 
     The restricted unpickler takes ~0.5 s for the two Spleeter checkpoints; safetensors (raw
     tensors, no code) loads them in a few ms, which is most of what start-up to the first separated
-    window is left with. A damaged or unreadable copy is ignored (and rewritten); a cache folder
-    that cannot be written only costs the speed-up.
+    window is left with. The copy records the CRC-32 of its arrays when it is made and is used only
+    when they still match (a damaged copy -- bit flips, NaNs, truncation -- is made again from the
+    checkpoint). A cache folder that cannot be created or written only costs the speed-up (one note).
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file, save_file
-
     path = Path(path)
     copy = _converted_path(path)
     if copy is not None and copy.is_file():
-        try:
-            arrays = load_file(str(copy))
-            if arrays and all(a.dtype.kind == "f" for a in arrays.values()):
-                return arrays
-        except (OSError, SafetensorError, ValueError):
-            pass
+        arrays = _read_copy(copy)
+        if arrays is not None:
+            return arrays
     arrays = load_checkpoint(path)
     if copy is not None:
-        try:
-            from ..atomic import atomic_path
-
-            with atomic_path(copy) as tmp:
-                save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-        except OSError:
-            pass
+        _write_copy(copy, arrays)
     return arrays
 
 

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import cache as cache_mod
-from .. import paths
+from .. import paths, persist
 from ..audio.io import AUDIO_EXTENSIONS
 from ..errors import AudioError, ModelError
 from ..separation.settings import SeparationSettings
@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
     song_ready = Signal()           # ... and the spectrograms are drawn
     separation_failed = Signal(str)
     separation_cancelled = Signal()
+    persisted_notice = Signal(str)  # persist.notice() from any thread: a file set aside, no cache...
 
     def __init__(self, settings: AppSettings | None = None,
                  model_loader: Callable[[str], object] | None = None,
@@ -150,6 +151,9 @@ class MainWindow(QMainWindow):
         self.last_error: tuple[str, str] | None = None
         self.export_dialog: ExportDialog | None = None
         self.player = self.player_factory(self.settings.audio_device)
+        self.persisted_notice.connect(self._on_persisted_notice)
+        self._notice_sink = self.persisted_notice.emit
+        self._previous_sink = persist.set_notice_sink(self._notice_sink)
 
         self.setWindowTitle("unmix-desktop")
         self.setAcceptDrops(True)
@@ -277,6 +281,11 @@ class MainWindow(QMainWindow):
     def notify(self, text: str, level: str = "info", timeout_ms: int = NOTICE_MS) -> None:
         self.last_notice = (level, text)
         self.notice.show_message(text, level, timeout_ms)
+
+    def _on_persisted_notice(self, text: str) -> None:
+        """A status note (set-aside file, cache not written): the notice strip and the status bar."""
+        self.status_label.setText(text)
+        self.notify(text, "warning", 8000)
 
     def show_error(self, title: str, text: str) -> None:
         """Every error the user meets: the notice strip (until closed) and the status bar."""
@@ -643,6 +652,9 @@ class MainWindow(QMainWindow):
         """Closes at once: running jobs are cancelled and abandoned (their threads finish cancelling
         on their own, see :meth:`.worker.Task.abandon`), the session is saved, the device released."""
         self.closed = True  # a job started later (a timer, the queue) is abandoned at once
+        replaced = persist.set_notice_sink(self._previous_sink)
+        if replaced is not self._notice_sink:  # another window's since: leave it
+            persist.set_notice_sink(replaced)
         self.settings.geometry = self.saveGeometry()
         self.settings.sync()
         self.save_session()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidgetAction,
 )
 
+from .. import persist
 from ..analysis.beats import BeatGrid, estimate_beats
 from ..analysis.practice import CLICK_STEM, LoopTrainer, click_track, count_in
 from ..session import MAX_CENTS, MAX_TEMPO, MIN_TEMPO, SessionError
@@ -269,6 +270,28 @@ def beat_job(stems: dict[str, np.ndarray], sample_rate: int, cache_path: Path | 
     return job
 
 
+def validate_beats(data) -> BeatGrid:
+    """A cached beat grid checked field by field (:mod:`..persist`): tempo, beat and downbeat times
+    finite, in range and increasing; raises :class:`~..persist.Invalid` naming the field."""
+    p = persist
+    p.expect_dict(data, "the beat grid")
+    p.expect_number(data.get("bpm"), "'bpm'", 0.0, 1000.0)
+
+    def times(key: str) -> None:
+        values = p.expect_list(data.get(key, []), f"'{key}'")
+        for i, t in enumerate(values):
+            p.expect_number(t, f"'{key}[{i}]'", 0.0, 86400.0)
+        if any(b <= a for a, b in zip(values, values[1:])):
+            raise p.Invalid(f"'{key}' times do not increase")
+
+    times("beats")
+    times("downbeats")
+    p.expect_int(data.get("beats_per_bar", 4), "'beats_per_bar'", 1, 32)
+    p.expect_str(data.get("source", "mix"), "'source'")
+    p.expect_number(data.get("confidence", 0.0), "'confidence'")
+    return BeatGrid.from_dict(data)
+
+
 class PracticeController(QObject):
     """Tempo/key, beats, metronome, count-in, loop trainer and markers of the open song."""
 
@@ -328,11 +351,8 @@ class PracticeController(QObject):
             self.task.cancel()
             self.task = None
         path = self.beats_path(song_key)
-        if path is not None and path.exists():
-            try:
-                self.grid = BeatGrid.load(path)
-            except (OSError, ValueError, KeyError, TypeError):
-                self.grid = None
+        if path is not None and path.exists():  # a damaged cache is set aside (one notice) and estimated again
+            self.grid = persist.load_json_validated(path, validate_beats, None)
 
     def bind(self, session) -> None:
         """Follow ``session`` (the shown song's); estimate its beats in a worker when not cached."""

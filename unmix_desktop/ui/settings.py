@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from .. import paths
+from .. import paths, persist
 
 INI_NAME = "unmix-desktop.ini"
 OUTPUT_FORMATS = ("wav", "flac", "ogg", "mp3")
@@ -30,11 +30,29 @@ def _as_int(value, default: int, lo: int, hi: int) -> int:
 
 
 class AppSettings:
-    """Typed access to the ini file. Every getter falls back to a default on a bad value."""
+    """Typed access to the ini file. Every getter falls back to a default on a bad value; an ini
+    file Qt cannot parse is set aside (``NAME.bad-<time>``, :mod:`..persist`) with one notice, and a
+    setting of the wrong kind (a list where a name belongs...) is dropped with one notice."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else paths.config_dir() / INI_NAME
         self.q = QSettings(str(self.path), QSettings.Format.IniFormat)
+        if self.q.status() == QSettings.Status.FormatError:
+            moved = persist.set_aside(self.path)
+            where = f"set aside as {moved.name}" if moved else "left in place (it cannot be renamed)"
+            persist.notice(f"{self.path}: damaged settings file; {where}, using defaults")
+            self.q = QSettings(str(self.path), QSettings.Format.IniFormat)
+
+    def _text(self, key: str, default: str = "") -> str:
+        """A text setting; any other kind (a list, a broken variant) is dropped with one notice."""
+        value = self.q.value(key, default)
+        if value is None or isinstance(value, str):
+            return value or default
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        self.q.remove(key)
+        persist.notice(f"{self.path}: setting '{key}' is {persist.kind(value)}, not a text; using the default")
+        return default
 
     def sync(self) -> None:
         self.q.sync()
@@ -42,8 +60,7 @@ class AppSettings:
     # separation -------------------------------------------------------------------------------
     @property
     def model(self) -> str | None:
-        value = self.q.value("separation/model", "")
-        return str(value) or None
+        return self._text("separation/model") or None
 
     @model.setter
     def model(self, name: str | None) -> None:
@@ -68,7 +85,7 @@ class AppSettings:
     @property
     def four_stem_model(self) -> str:
         """How the accompaniment is split into drums/bass/other: "dsp" or a splitter model's name."""
-        return str(self.q.value("separation/four_stem_model") or "dsp")
+        return self._text("separation/four_stem_model") or "dsp"
 
     @four_stem_model.setter
     def four_stem_model(self, value: str | None) -> None:
@@ -89,7 +106,7 @@ class AppSettings:
     # output -----------------------------------------------------------------------------------
     @property
     def output_format(self) -> str:
-        value = str(self.q.value("export/format", "wav")).lower()
+        value = self._text("export/format", "wav").lower()
         return value if value in OUTPUT_FORMATS else "wav"
 
     @output_format.setter
@@ -98,7 +115,7 @@ class AppSettings:
 
     @property
     def export_dir(self) -> str:
-        return str(self.q.value("export/folder", "") or "")
+        return self._text("export/folder")
 
     @export_dir.setter
     def export_dir(self, value: str) -> None:
@@ -126,7 +143,7 @@ class AppSettings:
     @property
     def audio_device(self) -> str | None:
         """Output device name (``None``: the system default)."""
-        return str(self.q.value("audio/device", "") or "") or None
+        return self._text("audio/device") or None
 
     @audio_device.setter
     def audio_device(self, value: str | None) -> None:
@@ -147,7 +164,12 @@ class AppSettings:
         value = self.q.value("recent/files", [])
         if isinstance(value, str):
             value = [value]
-        return [str(v) for v in (value or []) if v][:MAX_RECENT]
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            self.q.remove("recent/files")
+            persist.notice(f"{self.path}: setting 'recent/files' is {persist.kind(value)}, not a list of files; "
+                           "the recent list starts empty")
+            return []
+        return [v for v in (value or []) if v][:MAX_RECENT]
 
     def add_recent(self, path: str | Path) -> None:
         path = str(Path(path).resolve())
