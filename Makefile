@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.unmix-installed
 APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 \
             libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth desktop-file-utils
+# Tempo/key change: Rubber Band >= 3.0 (R3 engine), loaded with ctypes by unmix_desktop/audio/rubberband.py.
+RUBBERBAND_APT_PKGS := librubberband2
+APT_PKGS += $(RUBBERBAND_APT_PKGS)
 # Training only (synthetic corpus, `unmix make-corpus`): FluidSynth and a General MIDI soundfont.
 TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
 
