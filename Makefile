@@ -86,4 +86,5 @@ bundle: setup
 	@$(BIN)/python -c "import PyInstaller" 2>/dev/null || $(BIN)/python -m pip install -q 'pyinstaller>=6.11'
 	$(BIN)/python -m PyInstaller --noconfirm --log-level WARN --distpath $(BUNDLE_DIST) --workpath $(BUNDLE_WORK) \
 	  packaging/unmix-desktop.spec
+	$(BIN)/python packaging/licences.py --bundle $(BUNDLE_DIST)/unmix-desktop
 	@du -sh $(BUNDLE_DIST)/unmix-desktop
