@@ -13,7 +13,7 @@ APT_PKGS += $(RUBBERBAND_APT_PKGS)
 # Training only (synthetic corpus, `unmix make-corpus`): FluidSynth and a General MIDI soundfont.
 TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
 
-.PHONY: all setup system-deps training-deps run test lint test-slow bench clean
+.PHONY: all setup system-deps training-deps run test lint typecheck test-slow bench clean
 
 all: setup
 
@@ -50,8 +50,14 @@ setup: system-deps $(STAMP)
 run: setup
 	$(BIN)/unmix-desktop $(ARGS)
 
+# Two phases: everything but the `serial` tests on TEST_WORKERS pytest-xdist processes (loadgroup: tests
+# that share an xdist_group stay on one worker), then the serial tests (real-time playback, the soak test,
+# wall-clock bounds) alone, so no other test competes with them for the CPU.
+TEST_WORKERS ?= 2
 test: setup training-deps lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
+	  -m "not slow and not serial" $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:xdist -m "serial and not slow" $(PYTEST_ARGS)
 
 # ruff (rules in pyproject.toml) over the package, tests, benchmarks, studies and packaging scripts.
 lint: setup

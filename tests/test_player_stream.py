@@ -138,6 +138,7 @@ print(json.dumps(result))
 
 
 @needs_portaudio
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_real_stream_plays_3_seconds_with_parameter_changes():
     r = run_python(PLAY_3S)
     assert r["available"] and r["reason"] is None
@@ -194,6 +195,7 @@ print(json.dumps({"inside": all(inside), "n": len(inside), "still": still, "stop
 
 
 @needs_portaudio
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_real_stream_loop_reconfigure_pause_and_stop():
     r = run_python(SEEK_LOOP)
     assert r["error"] is None and r["callbacks"] > 100
@@ -340,6 +342,7 @@ print(json.dumps({"underruns": p.underruns, "stretch_underruns": p.stretch_under
 
 
 @needs_portaudio
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_real_stream_with_tempo_and_key_changes_mid_play():
     r = run_python(STRETCH_STREAM, timeout=90)
     assert r["error"] is None and r["changes"] == 8 and r["stretched"]

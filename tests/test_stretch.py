@@ -305,6 +305,7 @@ def test_count_in_plays_first_then_the_song():
     assert p.position == 1.0
 
 
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_the_real_producer_thread_keeps_up():
     """The producer in its own thread, the callback paced to the wall clock: no underrun."""
     p = StemPlayer(open_stream=False)

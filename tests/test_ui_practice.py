@@ -367,6 +367,7 @@ w.close()
 """
 
 
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_window_tempo_and_key_changes_on_a_real_stream():
     """The window with a real PortAudio stream (ALSA null device, unclocked): tempo and key changed
     mid-play from the practice row reach the playing stream, with no PortAudio underrun and no callback error."""
