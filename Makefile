@@ -54,7 +54,7 @@ run: setup
 # that share an xdist_group stay on one worker), then the serial tests (real-time playback, the soak test,
 # wall-clock bounds) alone, so no other test competes with them for the CPU.
 TEST_WORKERS ?= 2
-test: setup training-deps lint
+test: setup training-deps lint typecheck
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
 	  -m "not slow and not serial" $(PYTEST_ARGS)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:xdist -m "serial and not slow" $(PYTEST_ARGS)
@@ -62,6 +62,13 @@ test: setup training-deps lint
 # ruff (rules in pyproject.toml) over the package, tests, benchmarks, studies and packaging scripts.
 lint: setup
 	$(BIN)/ruff check .
+
+# mypy (settings in pyproject.toml) over the Qt-free core; new Qt-free packages are checked once they exist.
+TYPECHECK_PATHS := $(wildcard unmix_desktop/audio unmix_desktop/separation unmix_desktop/analysis \
+                     unmix_desktop/lyrics unmix_desktop/library unmix_desktop/session.py unmix_desktop/cache.py \
+                     unmix_desktop/outputs.py unmix_desktop/party unmix_desktop/cluster)
+typecheck: setup
+	$(BIN)/python -m mypy $(TYPECHECK_PATHS)
 
 test-slow: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)

@@ -24,6 +24,7 @@ import math
 import threading
 import time
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -242,7 +243,7 @@ class StretchProducer:
         self.sample_rate = int(sample_rate)
         self.window = window
         self.ring_target = RING_TARGETS[window]
-        self._stretcher = None
+        self._stretcher: Any = None  # rubberband.RubberBandStretcher once built
         self._params = (1.0, 1.0)
         self._inbuf = np.zeros((CHUNK, 2), np.float32)
         self._zeros = np.zeros((2, CHUNK), np.float32)
@@ -252,7 +253,7 @@ class StretchProducer:
         self._consumed = 0.0  # input frames the output so far stands for
         self._skip = 0  # output frames still to drop (the stretcher's start delay)
         self._fade_in = 0  # output frames of crossfade from the plain hand-over tail still to do
-        self._tail = None  # (SWITCH_FADE, 2) plain audio the stretched output crossfades from
+        self._tail: Any = None  # (SWITCH_FADE, 2) plain audio the stretched output crossfades from
         self.primed = False
         self.active = False  # playing or flushing: more output is coming
         self.cpu_ns = 0  # this producer's CPU time in step() (thread time)

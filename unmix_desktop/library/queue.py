@@ -99,6 +99,8 @@ class BatchQueue:
 
     # persistence ---------------------------------------------------------------------------------
     def _load(self) -> None:
+        if self.path is None:
+            return
         try:
             data = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
