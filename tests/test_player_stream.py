@@ -180,7 +180,9 @@ time.sleep(0.05)
 reconfigured = p.playing and p._stream.blocksize == 1024 and 1.0 <= p.position <= 1.6
 p.clear_loop()
 p.pause()
-time.sleep(0.05)
+end = time.perf_counter() + 10  # until the callback has taken the pause and faded out (not a fixed 50 ms)
+while (p._transport_seen != p._transport[0] or p._engine.playing) and time.perf_counter() < end:
+    time.sleep(0.005)
 paused_at = p.position
 time.sleep(0.05)
 still = p.position == paused_at and not p.playing
