@@ -57,7 +57,7 @@ TEST_WORKERS ?= 2
 test: setup training-deps lint typecheck
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
 	  -m "not slow and not serial" $(PYTEST_ARGS)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:xdist -m "serial and not slow" $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "serial and not slow" $(PYTEST_ARGS)
 
 # ruff (rules in pyproject.toml) over the package, tests, benchmarks, studies and packaging scripts.
 lint: setup

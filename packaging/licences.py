@@ -176,8 +176,12 @@ def canonical(name: str) -> str:
 
 def dependency_closure(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, md.Distribution | None]:
     """Runtime closure of ``[project] dependencies``: canonical name -> installed distribution (None: absent)."""
-    import tomllib
     from packaging.requirements import Requirement
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     seen: dict[str, md.Distribution | None] = {}
