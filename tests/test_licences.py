@@ -104,3 +104,26 @@ def test_debian_copyright_is_read_from_dpkg():
     component = licences.system_library("librubberband.so.2", "tempo/key change")
     assert component.licence == "GPL-2.0-or-later"
     assert component.source == "/usr/share/doc/librubberband2/copyright (Files: *)"
+
+
+def test_bundle_mode_rules_on_every_system_library_at_the_top_of_the_bundle(tmp_path):
+    """--bundle: each library at the top of _internal/ that no Python distribution ships is traced to its
+    Debian package (dpkg -S, then its copyright); one nobody can trace is a problem, not a pass."""
+    internal = tmp_path / "unmix-desktop" / "_internal"
+    (internal / "resources").mkdir(parents=True)
+    for name in ("librubberband.so.2", "libpython3.11.so.1.0", "libmystery-unknown.so.7", "base_library.zip"):
+        (internal / name).write_bytes(b"")
+    closure = licences.dependency_closure()
+    found = {c.name: c for c in licences.bundle_libraries(tmp_path / "unmix-desktop", closure)}
+    assert set(found) == {"librubberband.so.2", "libpython3.11.so.1.0", "libmystery-unknown.so.7"}
+    assert found["librubberband.so.2"].licence == "GPL-2.0-or-later"
+    assert found["libpython3.11.so.1.0"].licence == "PSF-2.0"
+    assert licences.problems(list(found.values())) == [
+        "system libmystery-unknown.so.7: licence unknown (not found on this system)"]
+    r = subprocess.run([sys.executable, str(ROOT / "packaging" / "licences.py"), "--bundle",
+                        str(tmp_path / "unmix-desktop")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "libmystery-unknown.so.7: licence unknown" in r.stderr
+    for notices in (tmp_path / "unmix-desktop", internal / "resources"):
+        text = (notices / "THIRD_PARTY_NOTICES").read_text()
+        assert "librubberband.so.2 librubberband2" in text and "libmystery-unknown.so.7: UNKNOWN" in text
+    assert licences.NOTICES.read_text() != text  # the checkout's copy is not touched
