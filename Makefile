@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.unmix-installed
 APT_PKGS := libportaudio2 libasound2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 \
             libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
             libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 xvfb xauth desktop-file-utils
+# Tempo/key change: Rubber Band >= 3.0 (R3 engine), loaded with ctypes by unmix_desktop/audio/rubberband.py.
+RUBBERBAND_APT_PKGS := librubberband2
+APT_PKGS += $(RUBBERBAND_APT_PKGS)
 # Training only (synthetic corpus, `unmix make-corpus`): FluidSynth and a General MIDI soundfont.
 TRAIN_APT_PKGS := libfluidsynth3 fluid-soundfont-gm
 # Browser tests of the party's phone remote (tests/test_party_browser.py): Debian's headless Chromium,
@@ -15,7 +18,7 @@ BROWSER_APT_PKGS := chromium chromium-driver
 # benchmarks/bench_chords.py renders its held-out songs with a soundfont never used while developing
 BENCH_APT_PKGS := musescore-general-soundfont
 
-.PHONY: all setup system-deps training-deps browser-deps bench-deps run test lint test-slow bench clean
+.PHONY: all setup system-deps training-deps browser-deps bench-deps run test lint typecheck test-slow bench clean
 
 all: setup
 
@@ -58,12 +61,26 @@ setup: system-deps $(STAMP)
 run: setup
 	$(BIN)/unmix-desktop $(ARGS)
 
-test: setup training-deps browser-deps lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# Two phases: everything but the `serial` tests on TEST_WORKERS pytest-xdist processes (loadgroup: tests
+# that share an xdist_group stay on one worker), then the serial tests (real-time playback, the soak test,
+# wall-clock bounds) alone, so no other test competes with them for the CPU. Exit status 5 (nothing
+# selected, e.g. PYTEST_ARGS names one file without serial tests) is not a failure.
+TEST_WORKERS ?= 2
+test: setup training-deps browser-deps lint typecheck
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
+	  -m "not slow and not serial" $(PYTEST_ARGS) || [ $$? = 5 ]
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "serial and not slow" $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # ruff (rules in pyproject.toml) over the package, tests, benchmarks, studies and packaging scripts.
 lint: setup
 	$(BIN)/ruff check .
+
+# mypy (settings in pyproject.toml) over the Qt-free core; new Qt-free packages are checked once they exist.
+TYPECHECK_PATHS := $(wildcard unmix_desktop/audio unmix_desktop/separation unmix_desktop/analysis \
+                     unmix_desktop/lyrics unmix_desktop/library unmix_desktop/session.py unmix_desktop/cache.py \
+                     unmix_desktop/outputs.py unmix_desktop/party unmix_desktop/cluster)
+typecheck: setup
+	$(BIN)/python -m mypy $(TYPECHECK_PATHS)
 
 test-slow: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
@@ -97,4 +114,5 @@ bundle: setup
 	@$(BIN)/python -c "import PyInstaller" 2>/dev/null || $(BIN)/python -m pip install -q 'pyinstaller>=6.11'
 	$(BIN)/python -m PyInstaller --noconfirm --log-level WARN --distpath $(BUNDLE_DIST) --workpath $(BUNDLE_WORK) \
 	  packaging/unmix-desktop.spec
+	$(BIN)/python packaging/licences.py --bundle $(BUNDLE_DIST)/unmix-desktop
 	@du -sh $(BUNDLE_DIST)/unmix-desktop

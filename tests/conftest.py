@@ -77,3 +77,15 @@ def harness(qtbot, tmp_path, tiny_umx):
     h = Harness(qtbot, tmp_path, tiny_umx)
     yield h
     h.window.close()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects: `-m serial` must see the soak test as serial too
+def pytest_collection_modifyitems(config, items):
+    """The soak test is real-time playback: serial like the other tests marked so. Serial tests also share
+    one xdist group, so a plain `pytest -n N --dist loadgroup` at least never runs two of them at once;
+    `make test` runs them alone, after the parallel phase."""
+    for item in items:
+        if item.get_closest_marker("soak") and not item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.serial)
+        if item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("serial"))

@@ -164,6 +164,7 @@ def test_play_without_a_device_fails_in_one_line(stems_dir):
 
 
 @needs_portaudio
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_play_stops_cleanly_on_ctrl_c(stems_dir):
     env = dict(os.environ, ALSA_CONFIG_PATH=str(NULL_CONF), PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(

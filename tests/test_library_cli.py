@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,24 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 def leftovers(folder: Path) -> list[str]:
     return [str(p) for p in folder.rglob(".*") if outputs.is_temp_name(p.name)]
+
+
+_PARTIAL_DIR = re.compile(r"^\..*\.partial-(\d+)-[A-Za-z0-9_]+$")
+
+
+def writer_pids(folder: Path) -> set[int]:
+    """The pids in the names of the ``.<song>.partial-<pid>-<random>`` folders under ``folder`` now. Only
+    those: the temporary files inside them (``.<stem>.part-<pid>-<random>.wav``) and songs renamed or
+    removed while we look are part of the same picture (the program keeps running)."""
+    pids = set()
+    try:
+        for p in folder.rglob(".*"):
+            m = _PARTIAL_DIR.match(p.name)
+            if m:
+                pids.add(int(m.group(1)))
+    except FileNotFoundError:  # a folder renamed into place during the walk: look again next time
+        return set()
+    return pids
 
 
 @pytest.fixture
@@ -280,10 +299,11 @@ def test_a_signal_to_a_jobs_run_stops_every_child_and_leaves_no_temporary_files(
                                 stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
-        while len(leftovers(out) if out.is_dir() else []) < 2:  # both children are writing
+        # Both children are writing: two partial folders with two pids at the same time. (Counting every
+        # temporary name raced the program: a child's `.part-` stem file inside its folder counted too.)
+        while len(children := writer_pids(out) if out.is_dir() else set()) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err").read_text()
             time.sleep(0.02)
-        children = {int(Path(p).name.split(".partial-")[1].split("-")[0]) for p in leftovers(out)}
         assert len(children) == 2 and proc.pid not in children
         proc.send_signal(getattr(signal, sig))  # to the parent only: it passes the signal on
         proc.wait(timeout=120)

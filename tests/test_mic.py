@@ -91,7 +91,9 @@ mic = Microphone(blocksize=512)
 result = {"devices": list_input_devices(), "available": mic.available, "reason": mic.unavailable_reason}
 result["started"] = mic.start()
 result["running"] = mic.running
-time.sleep(1.0)
+end = time.monotonic() + 30  # a generous deadline for > 10 readings (about 0.15 s of audio), not a fixed 1 s
+while mic.count <= 10 and time.monotonic() < end:
+    time.sleep(0.01)
 count, r = mic.readings(0)
 result.update(count=count, hz_max=float(r["hz"].max()) if count else None, level=mic.level_db,
               latency=mic.latency_s, running_after=mic.running)

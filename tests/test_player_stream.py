@@ -138,6 +138,7 @@ print(json.dumps(result))
 
 
 @needs_portaudio
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_real_stream_plays_3_seconds_with_parameter_changes():
     r = run_python(PLAY_3S)
     assert r["available"] and r["reason"] is None
@@ -179,7 +180,9 @@ time.sleep(0.05)
 reconfigured = p.playing and p._stream.blocksize == 1024 and 1.0 <= p.position <= 1.6
 p.clear_loop()
 p.pause()
-time.sleep(0.05)
+end = time.perf_counter() + 10  # until the callback has taken the pause and faded out (not a fixed 50 ms)
+while (p._transport_seen != p._transport[0] or p._engine.playing) and time.perf_counter() < end:
+    time.sleep(0.005)
 paused_at = p.position
 time.sleep(0.05)
 still = p.position == paused_at and not p.playing
@@ -194,6 +197,7 @@ print(json.dumps({"inside": all(inside), "n": len(inside), "still": still, "stop
 
 
 @needs_portaudio
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_real_stream_loop_reconfigure_pause_and_stop():
     r = run_python(SEEK_LOOP)
     assert r["error"] is None and r["callbacks"] > 100
@@ -340,6 +344,7 @@ print(json.dumps({"underruns": p.underruns, "stretch_underruns": p.stretch_under
 
 
 @needs_portaudio
+@pytest.mark.serial  # real time / wall-clock bound: runs alone (make test)
 def test_real_stream_with_tempo_and_key_changes_mid_play():
     r = run_python(STRETCH_STREAM, timeout=90)
     assert r["error"] is None and r["changes"] == 8 and r["stretched"]

@@ -328,8 +328,8 @@ w = MainWindow(settings=AppSettings(tmp + "/s.ini"), model_loader=lambda n: None
                stem_cache=StemCache(tmp + "/cache"))
 w.show()
 ok = w.sing_ctl.start()
-end = time.monotonic() + 1.0
-while time.monotonic() < end:
+end = time.monotonic() + 30  # until > 10 readings (not a fixed second, which a loaded machine can miss)
+while ok and time.monotonic() < end and (w.sing_ctl.mic is None or w.sing_ctl.mic.count <= 10):
     app.processEvents()
     time.sleep(0.01)
 mic = w.sing_ctl.mic

@@ -117,9 +117,9 @@ def _load_checked(path: Path, frames: int, check: object) -> np.ndarray:
         raise DamagedEntry(f"{path.name}: {size} bytes, expected {check['size']}")
     buf = np.empty(size, np.uint8)  # not bytearray(size): zero-filling 85 MB costs more than the CRC
     with open(path, "rb") as fh:
-        if fh.readinto(buf) != size:
+        if fh.readinto(buf.data) != size:
             raise DamagedEntry(f"{path.name}: short read")
-    if zlib.crc32(buf) != check["crc32"]:
+    if zlib.crc32(buf.data) != check["crc32"]:
         raise DamagedEntry(f"{path.name}: checksum mismatch")
     head = io.BytesIO(buf[:min(size, 65536)].tobytes())
     try:
@@ -271,7 +271,7 @@ class StemCache:
 
     def entries(self) -> list[tuple[str, float, int]]:
         """``(key, last_used_time, bytes)`` of every complete entry, oldest first."""
-        out = []
+        out: list[tuple[str, float, int]] = []
         if not self.root.is_dir():
             return out
         for folder in self.root.iterdir():

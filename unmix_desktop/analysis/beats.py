@@ -206,11 +206,11 @@ def track_beats(env: np.ndarray, fps: float, bpm: float, tightness: float = 100.
     # end on the best score among the last beat period whose onset is not weak
     tail = score[max(n - int(period) - 1, 0):]
     t = max(n - int(period) - 1, 0) + int(np.argmax(tail))
-    beats = []
+    path: list[int] = []
     while t >= 0:
-        beats.append(t)
+        path.append(t)
         t = back[t]
-    beats = np.array(beats[::-1], int)
+    beats = np.array(path[::-1], int)
     # drop weak beats at either end (silence before/after the music)
     if beats.size:
         strong = local[beats] > 0.5 * np.median(local[beats])

@@ -292,7 +292,7 @@ def _spectrogram(mono: np.ndarray) -> np.ndarray:
     return out
 
 
-def _logfreq_matrix(bins_per_semitone: int = 3) -> np.ndarray:
+def _logfreq_matrix(bins_per_semitone: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """``(P, F)`` triangular filters mapping STFT bins onto ``bins_per_semitone`` bins per semitone
     from MIDI_LO to MIDI_HI (bin k centred at ``MIDI_LO + k / bps``)."""
     freqs = np.arange(N_FFT // 2 + 1) * ANALYSIS_SR / N_FFT
@@ -507,12 +507,12 @@ def estimate_key(chroma: np.ndarray, grid: np.ndarray, window: int = 16,
                  switch: float = 12.0) -> tuple[str, list[Segment]]:
     """The song's key and its local keys from chroma per cell ``(12, S)``."""
     names = [f"{NOTE_NAMES[r]}:maj" for r in range(12)] + [f"{NOTE_NAMES[r]}:min" for r in range(12)]
-    prof = []
+    rows = []
     for base in (MAJOR_PROFILE, MINOR_PROFILE):
         for r in range(12):
             p = np.roll(base, r)
-            prof.append((p - p.mean()) / np.linalg.norm(p - p.mean()))
-    prof = np.array(prof)                                   # (24, 12)
+            rows.append((p - p.mean()) / np.linalg.norm(p - p.mean()))
+    prof = np.array(rows)                                   # (24, 12)
     s = chroma.shape[1]
     if s == 0:
         return "N", []
@@ -538,7 +538,7 @@ def estimate_key(chroma: np.ndarray, grid: np.ndarray, window: int = 16,
                 j = i - 1 if i > 0 else i + 1
                 segs[j].start, segs[j].end = min(segs[j].start, seg.start), max(segs[j].end, seg.end)
                 del segs[i]
-                merged = []
+                merged: list[Segment] = []
                 for sg in segs:
                     if merged and merged[-1].label == sg.label:
                         merged[-1].end = sg.end
@@ -550,7 +550,7 @@ def estimate_key(chroma: np.ndarray, grid: np.ndarray, window: int = 16,
     totals: dict[str, float] = {}
     for seg in segs:
         totals[seg.label] = totals.get(seg.label, 0.0) + seg.end - seg.start
-    return max(totals, key=totals.get), segs
+    return max(totals, key=lambda label: totals[label]), segs
 
 
 def _stem_sources(stems: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -659,10 +659,10 @@ def chart_text(chart: ChordChart, semitones: int = 0, bars_per_line: int = 4) ->
             line_start = slots[k]
         bar_cells.append(" ".join(f"{c:<5}" for c in cell).rstrip())
         if len(bar_cells) == bars_per_line:
-            lines.append(f"{format_time(max(line_start, 0.0)):>7}  | " + " | ".join(bar_cells) + " |")
+            lines.append(f"{format_time(max(line_start or 0.0, 0.0)):>7}  | " + " | ".join(bar_cells) + " |")
             bar_cells, line_start = [], None
     if bar_cells:
-        lines.append(f"{format_time(max(line_start, 0.0)):>7}  | " + " | ".join(bar_cells) + " |")
+        lines.append(f"{format_time(max(line_start or 0.0, 0.0)):>7}  | " + " | ".join(bar_cells) + " |")
     return "\n".join(lines) + "\n"
 
 

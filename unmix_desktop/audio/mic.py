@@ -16,6 +16,7 @@ Audio here is float32 mono ``(n,)`` (the device's channels are averaged) at ``sa
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class Microphone:
         self.yin = YinPitch(self.sample_rate, frame)
         self.frame = self.yin.frame
         self._open = bool(open_stream)
-        self._stream = None
+        self._stream: Any = None  # sounddevice.InputStream while started
         self._ring = np.zeros(self.frame + max(self.blocksize, self.hop) * 4 + 8192, np.float32)
         self._filled = 0          # samples in the ring (oldest first)
         self._since_hop = 0

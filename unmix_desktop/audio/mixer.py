@@ -343,7 +343,8 @@ class MixEngine:
         stop_at = -1  # where the play head reached the unready part in this block
         while self.playing and t < n:
             loop = self.loop
-            looping = loop is not None and pos < loop[1]
+            loop_a, loop_b = loop if loop is not None else (0, 0)
+            looping = loop is not None and pos < loop_b
             if partial and pos >= limit:  # the unseparated part: hold the position, play silence
                 if self._xf_left:  # finish fading out the signal a seek left
                     k = min(n - t, self._xf_left)
@@ -365,7 +366,7 @@ class MixEngine:
                 break
             k = n - t
             if looping:
-                k = min(k, loop[1] - pos)
+                k = min(k, loop_b - pos)
             if pos < limit:
                 k = min(k, limit - pos)
             if self._xf_left:
@@ -383,10 +384,10 @@ class MixEngine:
                 self._xf_left -= k
             pos += k
             t += k
-            if looping and pos == loop[1]:
+            if looping and pos == loop_b:
                 self._xf_src = pos
                 self._xf_left = self.xfade
-                pos = loop[0]
+                pos = loop_a
         self.pos = pos
         if partial and self.playing and pos >= limit and not self.waiting and not self._xf_left:
             self.waiting = True  # the block ended exactly at the ready frames
@@ -410,7 +411,7 @@ class MixEngine:
             if self._pending_seek >= 0:
                 self.pos = self._pending_seek
                 self._pending_seek = -1
-        if ramping:
+        if ramping and target is not None:
             np.copyto(gains, target)
         self._was_playing = self.playing
         self._limit(out)

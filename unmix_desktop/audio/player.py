@@ -647,7 +647,7 @@ class StemPlayer:
             # a lead of plain audio covers the producer's priming; its last SWITCH_FADE frames are
             # not played but handed over: the stretched output starts there and crossfades from them
             lead, stamps = self._lead, self._lead_stamps
-            before = engine.pos
+            before: float = engine.pos
             engine.render(lead, self._target)
             np.add(self._lead_base, float(before), out=stamps)
             loop = engine.loop

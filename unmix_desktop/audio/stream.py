@@ -22,7 +22,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Generator, Iterator, Protocol
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class _Reader:
         self._done = False
         self.decoded = 0  # frames at the file's rate
 
-    def _blocks(self) -> Iterator[np.ndarray]:  # pragma: no cover - overridden
+    def _blocks(self) -> Generator[np.ndarray, None, None]:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def _finish(self) -> None:
@@ -184,7 +184,7 @@ class _SoundFileReader(_Reader):
         self._stated = info.frames
         super().__init__(path, int(self._file.samplerate), info.frames, rate)
 
-    def _blocks(self) -> Iterator[np.ndarray]:
+    def _blocks(self) -> Generator[np.ndarray, None, None]:
         try:
             while True:
                 try:
@@ -224,7 +224,7 @@ class _PyAVReader(_Reader):
         self._stated = io._stated_frames(self._container, self._stream, sr)
         super().__init__(path, sr, self._stated, rate)
 
-    def _blocks(self) -> Iterator[np.ndarray]:
+    def _blocks(self) -> Generator[np.ndarray, None, None]:
         """Like ``io._load_pyav``: priming samples (negative timestamps) dropped, decoder padding
         beyond the stated length trimmed."""
         import av
@@ -369,7 +369,7 @@ def resample_blocks(blocks, from_rate: int, to_rate: int,
     """
     import soxr
 
-    streams: dict[str, object] = {}
+    streams: dict[str, Any] = {}  # soxr.ResampleStream
     tails: dict[str, np.ndarray] = {}
     offset = 0
 

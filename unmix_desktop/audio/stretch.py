@@ -24,6 +24,7 @@ import math
 import threading
 import time
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -57,22 +58,32 @@ DEFAULT_WINDOW = "short"
 LEAD_FRAMES = 3072
 #: Silent input frames fed at most to let the stretcher's tail out after a pause or the end.
 FLUSH_LIMIT = 16384
+#: Input frames per study/process call offline. Rubber Band 3.1 (Debian bookworm) loses output with
+#: 65536-frame blocks in R3 offline mode (a short render, clicks where its ring overflows); 16384 and
+#: below give the exact length and no clicks (tests/test_stretch.py checks both).
+OFFLINE_BLOCK = 8192
 #: Frames of the fade-out / fade-in used where playback switches between bypass and stretching.
 SWITCH_FADE = 512
-
-_PITCH_HIGH_CONSISTENCY = 0x04000000  # RubberBandStretcher::OptionPitchHighConsistency (not named in pylibrb 0.1)
 
 
 class StretchError(UnmixError):
     """A tempo or key outside the supported range, or no Rubber Band library."""
 
 
+def unavailable_reason() -> str | None:
+    """One line saying why tempo/key change cannot work here (no Rubber Band library), or ``None``."""
+    from . import rubberband
+
+    return rubberband.unavailable_reason()
+
+
 def _rubberband():
-    try:
-        import pylibrb
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise StretchError("tempo/key change needs the pylibrb package (Rubber Band)") from exc
-    return pylibrb
+    from . import rubberband
+
+    reason = rubberband.unavailable_reason()
+    if reason is not None:
+        raise StretchError(f"tempo/key change unavailable: {reason}")
+    return rubberband
 
 
 def check_tempo(tempo: float) -> float:
@@ -106,13 +117,13 @@ def is_bypass(tempo: float, pitch: float) -> bool:
     return tempo == 1.0 and pitch == 1.0
 
 
-def _options(realtime: bool, window: str = "standard"):
+def _options(realtime: bool, window: str = "standard") -> int:
     rb = _rubberband()
-    o = rb.Option.ENGINE_FINER | rb.Option.CHANNELS_TOGETHER
+    o = rb.OPTION_ENGINE_FINER | rb.OPTION_CHANNELS_TOGETHER
     if realtime:
-        o = o | rb.Option.PROCESS_REALTIME | rb.Option(_PITCH_HIGH_CONSISTENCY)
+        o |= rb.OPTION_PROCESS_REALTIME | rb.OPTION_PITCH_HIGH_CONSISTENCY
     if window == "short":
-        o = o | rb.Option.WINDOW_SHORT
+        o |= rb.OPTION_WINDOW_SHORT
     return o
 
 
@@ -133,7 +144,7 @@ def stretch_offline(audio: np.ndarray, tempo: float = 1.0, semitones: float = 0.
                                initial_time_ratio=1.0 / tempo, initial_pitch_scale=pitch)
     s.set_expected_input_duration(n)
     x = np.ascontiguousarray(np.asarray(audio, np.float32).T)
-    block = 1 << 16
+    block = OFFLINE_BLOCK
     s.set_max_process_size(block)
     for start in range(0, n, block):
         s.study(x[:, start:start + block], final=start + block >= n)
@@ -207,8 +218,8 @@ _PRODUCERS: "weakref.WeakSet[StretchProducer]" = weakref.WeakSet()
 
 @atexit.register
 def _stop_all() -> None:
-    """Stop producer threads before the interpreter goes down (a stretcher alive then is reported
-    as a leak by nanobind)."""
+    """Stop producer threads before the interpreter goes down (a stretcher must not be deleted while
+    the thread still uses it)."""
     for producer in list(_PRODUCERS):
         producer.stop_thread()
         producer._stretcher = None
@@ -232,7 +243,7 @@ class StretchProducer:
         self.sample_rate = int(sample_rate)
         self.window = window
         self.ring_target = RING_TARGETS[window]
-        self._stretcher = None
+        self._stretcher: Any = None  # rubberband.RubberBandStretcher once built
         self._params = (1.0, 1.0)
         self._inbuf = np.zeros((CHUNK, 2), np.float32)
         self._zeros = np.zeros((2, CHUNK), np.float32)
@@ -242,7 +253,7 @@ class StretchProducer:
         self._consumed = 0.0  # input frames the output so far stands for
         self._skip = 0  # output frames still to drop (the stretcher's start delay)
         self._fade_in = 0  # output frames of crossfade from the plain hand-over tail still to do
-        self._tail = None  # (SWITCH_FADE, 2) plain audio the stretched output crossfades from
+        self._tail: Any = None  # (SWITCH_FADE, 2) plain audio the stretched output crossfades from
         self.primed = False
         self.active = False  # playing or flushing: more output is coming
         self.cpu_ns = 0  # this producer's CPU time in step() (thread time)

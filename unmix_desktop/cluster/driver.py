@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import outputs
 from ..errors import UnmixError, UsageError
@@ -129,7 +130,7 @@ class _Pool:
             pack = pack_model(model[1])
             self.model_ref = [ray.put(pack)]  # in a list: the worker fetches it only when it needs it
             self.model_digest, self.model_name = pack["digest"], model[0]
-        self.actors: dict[int, object] = {}
+        self.actors: dict[int, Any] = {}  # actor handles
         self.starting: dict = {}  # where() ref -> actor id
         self.idle: list[int] = []
         self.info: dict[int, dict] = {}

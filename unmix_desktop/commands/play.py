@@ -47,11 +47,14 @@ def add_stretch_arguments(parser: argparse.ArgumentParser) -> None:
 
 def stretch_from_args(args: argparse.Namespace) -> dict:
     """``{"tempo", "semitones", "cents"}`` from ``--tempo``/``--key``, checked."""
-    from ..audio.stretch import check_key, check_tempo, semitone_cents
+    from ..audio.stretch import StretchError, check_key, check_tempo, is_bypass, pitch_scale, semitone_cents
+    from ..audio.stretch import unavailable_reason as stretch_unavailable
 
     tempo = check_tempo(args.tempo)
     semitones, cents = semitone_cents(args.key)
     check_key(semitones, cents)
+    if not is_bypass(tempo, pitch_scale(semitones, cents)) and (reason := stretch_unavailable()) is not None:
+        raise StretchError(f"--tempo/--key unavailable: {reason}")
     return {"tempo": tempo, "semitones": semitones, "cents": cents}
 
 

@@ -371,11 +371,11 @@ def _hmm(lines: list[TextLine], f: VocalFeatures, language: str, use_onsets: boo
     starts = [-1] * n_words
     ends = [-1] * n_words
     sung_path = sung[path]
-    for t in np.flatnonzero(sung_path):
-        w = word_arr[path[t]]
+    for frame in np.flatnonzero(sung_path):
+        w = int(word_arr[path[frame]])
         if starts[w] < 0:
-            starts[w] = int(t)
-        ends[w] = int(t) + 1
+            starts[w] = int(frame)
+        ends[w] = int(frame) + 1
     # a word the path never entered (not possible left-to-right unless T < states): interpolate
     last = 0
     for w in range(n_words):

@@ -126,10 +126,10 @@ def build_chart(contour: Contour, alignment: Alignment | None, bpm: float, first
         midi = contour.midi()
         free = 0
         extra = []
-        for li, a, e, text, word_start in spans:
+        for li, a, z, text, word_start in spans:
             taken = False
             for g in grid[free:]:
-                if g[3] >= e:
+                if g[3] >= z:
                     break
                 if g[4] > a and g[5] is None:
                     g[5], g[6] = (" " + text if word_start else text), li
@@ -137,9 +137,9 @@ def build_chart(contour: Contour, alignment: Alignment | None, bpm: float, first
                     free = grid.index(g) + 1
                     break
             if not taken:
-                near = midi[(contour.times >= a - 1) & (contour.times <= e + 1)]
+                near = midi[(contour.times >= a - 1) & (contour.times <= z + 1)]
                 pitch = int(round(float(np.nanmedian(near)))) if np.isfinite(near).any() else PITCH_C4
-                extra.append([beat(a), max(1, beat(e) - beat(a)), pitch, a, e, " " + text if word_start else text, li])
+                extra.append([beat(a), max(1, beat(z) - beat(a)), pitch, a, z, " " + text if word_start else text, li])
         # held notes inside a syllable's span, and notes sung without lyrics, carry '~'
         last_line = 0
         for g in grid:

@@ -55,7 +55,8 @@ def song_vocals(path: str | Path, model: str | None = None, use_cache: bool = Tr
     cache_file = None
     if cache is not None:
         try:
-            folder = cache._folder(cache_mod.make_key(result.content_hash, result.model_name, result.settings_key))
+            key = cache_mod.make_key(result.content_hash or "", result.model_name, result.settings_key)
+            folder = cache._folder(key)
             cache_file = folder / "melody-swift-f0.csv" if folder.is_dir() else None
         except Exception:  # noqa: BLE001 - the cache layout is an optimisation only
             cache_file = None

@@ -180,19 +180,21 @@ class Rotation:
             atomic_write_json(self.path, self.to_dict())
 
     def _load(self) -> None:
+        assert self.path is not None
+        path: Path = self.path
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
             self._from_dict(data)
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             reason = exc.args[0] if isinstance(exc, RotationError) and exc.args else f"{type(exc).__name__}: {exc}"
-            aside = self.path.with_name(f"{self.path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
             try:
-                os.replace(self.path, aside)
+                os.replace(path, aside)
                 where = f"set aside as {aside.name}"
             except OSError:
                 where = "left in place"
             path, error = self.path, f"{self.path}: not a valid rotation ({reason}); {where}, starting an empty one"
-            self.__init__(None, self.on_change)  # a clean, empty state (keeps on_change)
+            Rotation.__init__(self, None, self.on_change)  # a clean, empty state (keeps on_change)
             self.path = path if where.startswith("set") else None  # never overwrite a file left in place
             self.load_error = error
 
@@ -473,7 +475,8 @@ class Rotation:
     def set_prefs(self, singer_id: int, key: int | None = None, tempo: float | None = None,
                   guide: float | None = None) -> Preferences:
         p = self.prefs(singer_id)
-        new = Preferences(p.key if key is None else check_key(key),
+        checked = check_key(key)
+        new = Preferences(p.key if checked is None else checked,
                           p.tempo if tempo is None else _check_number(tempo, *TEMPO_RANGE, "tempo"),
                           p.guide if guide is None else _check_number(guide, *GUIDE_RANGE, "vocal guide level"))
         self.preferences[_key(self.singer(singer_id).name)] = new
@@ -494,7 +497,7 @@ class Rotation:
     # ---------------------------------------------------------------------------------- snapshot
     def snapshot(self) -> dict:
         """Everything a phone or the room screen shows (JSON-able, no paths)."""
-        places = {}
+        places: dict = {}
         upcoming = []
         for n, (singer, req) in enumerate(self.upcoming()):
             places.setdefault(singer.id, n)

@@ -87,7 +87,7 @@ class RateLimit:
         q = self.events.get(key)
         while q and now - q[0] > self.window_s:
             q.popleft()
-        return bool(q) and len(q) >= self.limit
+        return q is not None and len(q) >= self.limit
 
     def add(self, key: str, now: float | None = None) -> None:
         self.events.setdefault(key, deque()).append(time.monotonic() if now is None else now)
@@ -181,7 +181,9 @@ class PartyServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
         await site.start()
-        sock = site._server.sockets[0] if site._server and site._server.sockets else None
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None)
+        sock = sockets[0] if sockets else None
         if sock is not None:
             self.port = sock.getsockname()[1]
 
@@ -233,11 +235,14 @@ class PartyServer:
         self.last_state = text[len('{"type": "state", "state": '):-1]
         if not self._flush_pending:
             self._flush_pending = True
+            assert self.loop is not None  # _update runs on the server's loop
             self.loop.call_later(BROADCAST_INTERVAL_S, self._broadcast)
 
     def _broadcast(self) -> None:
         self._flush_pending = False
         text = self.last_snapshot
+        if text is None:
+            return
         for ws in list(self.sockets):
             if not ws.closed:
                 asyncio.ensure_future(self._send(ws, text))

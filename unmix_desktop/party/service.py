@@ -19,7 +19,7 @@ import concurrent.futures
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .catalog import Catalog
 from .rotation import GUIDE_RANGE, KEY_RANGE, TEMPO_RANGE, Rotation, RotationError, check_key, check_song_id
@@ -37,7 +37,8 @@ class NoPlayback:
     """No player (tests of the rotation over the network): commands only change the numbers shown."""
 
     def __init__(self, rotation: Rotation | None = None):
-        self.values = {"playing": False, "position": 0.0, "duration": 0.0, "key": 0, "tempo": 1.0, "guide": 0.0}
+        self.values: dict[str, object] = {"playing": False, "position": 0.0, "duration": 0.0, "key": 0,
+                                          "tempo": 1.0, "guide": 0.0}
         self.rotation = rotation
         self.log: list[tuple[str, object]] = []
 
@@ -71,6 +72,14 @@ class ThreadDispatcher:
 
 HOST_ACTIONS = ("add_singer", "remove_singer", "rename_singer", "reorder", "skip_singer", "hold",
                 "move_request", "remove_request", "set_prefs", "new_evening", *PLAYBACK_COMMANDS)
+
+
+def _text(args: dict, name: str) -> str:
+    """A string argument as given (the rotation checks its length and characters); not a string: 400."""
+    value = args.get(name)
+    if not isinstance(value, str):
+        raise RotationError(f"{name}: expected text")
+    return value
 
 
 def _int(args: dict, name: str) -> int:
@@ -152,13 +161,13 @@ class PartyService:
         if action not in HOST_ACTIONS:
             raise LookupError(f"unknown action {action!r}")
         if action == "add_singer":
-            s = rot.add_singer(args.get("name"))
+            s = rot.add_singer(_text(args, "name"))
             return {"singer_id": s.id}
         if action == "remove_singer":
             rot.remove_singer(_int(args, "singer_id"))
             self._secrets.pop(args["singer_id"], None)
         elif action == "rename_singer":
-            rot.rename_singer(_int(args, "singer_id"), args.get("name"))
+            rot.rename_singer(_int(args, "singer_id"), _text(args, "name"))
         elif action == "reorder":
             ids = args.get("order")
             if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
@@ -179,7 +188,7 @@ class PartyService:
         elif action == "remove_request":
             rot.withdraw(_int(args, "request_id"))
         elif action == "set_prefs":
-            kw = {}
+            kw: dict[str, Any] = {}
             if "key" in args:
                 kw["key"] = check_key(args["key"])
             if "tempo" in args:

@@ -16,6 +16,7 @@ import json
 import os
 import struct
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -73,7 +74,7 @@ def save_bundle(folder: str | os.PathLike, model: MultiTargetUMX, card: dict | N
         "sample_rate": model.sample_rate,
         "n_fft": model.n_fft,
         "n_hop": model.n_hop,
-        "config": {t: net.config() for t, net in model.networks.items()},
+        "config": {t: cast(OpenUnmix, net).config() for t, net in model.networks.items()},
         "card": dict(card if card is not None else model.card),
     }
     weights = save(tensors)

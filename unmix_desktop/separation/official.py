@@ -14,7 +14,7 @@ import re
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -118,7 +118,7 @@ def load_official_checkpoint(path: str | os.PathLike) -> MultiTargetUMX:
                           card={"name": Path(path).stem, "description": f"open-unmix checkpoint {Path(path).name}"})
 
 
-def import_official(paths: list[str | os.PathLike], name: str, dest_root: Path | None = None,
+def import_official(paths: Sequence[str | os.PathLike], name: str, dest_root: Path | None = None,
                     description: str = "") -> Path:
     """Convert official per-target checkpoints into one bundle under the user models dir."""
     networks = {target_of(p): load_official_network(p) for p in paths}

