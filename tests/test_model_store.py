@@ -304,3 +304,31 @@ def test_cli_download_against_loopback(server, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "unmix_desktop.cli", "models", "--download", name],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "404" in proc.stderr
+
+
+def test_installed_demucs_is_listed_and_damage_is_refused_before_load(tmp_path, monkeypatch):
+    """`unmix models` lists an installed Demucs model with its sources; a damaged one is skipped with one
+    warning; asking for a model whose bytes changed fails on the recorded SHA-256 before anything is loaded."""
+    data = tmp_path / "data"
+    root = data / "models"
+    f = tmp_path / official_name("dddd4444", PAYLOAD)
+    f.write_bytes(PAYLOAD)
+    sources = ["drums", "bass", "other", "vocals", "guitar", "piano"]
+    model_store.install_files([f], "six", sources=sources, root=root)
+    model_store.install_files([f], "broken", sources=["vocals"], root=root)
+    (root / "broken" / f.name).write_bytes(b"x")
+    env = dict(os.environ, UNMIX_DATA_DIR=str(data), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, "-m", "unmix_desktop.cli", "models"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    row = next(ln for ln in proc.stdout.splitlines() if ln.startswith("six "))
+    assert ",".join(sources) in row and "user" in row
+    assert "skipping model 'broken'" in proc.stderr and "damaged" in proc.stderr
+    # same size, other bytes: listed (cheap check) but refused on load by the recorded hash
+    (root / "six" / f.name).write_bytes(bytes(len(PAYLOAD)))
+    monkeypatch.setenv("UNMIX_DATA_DIR", str(data))
+    from unmix_desktop.separation import registry
+
+    assert registry.is_demucs("six")
+    with pytest.raises(ModelError, match="recorded when it was installed"):
+        registry.load_model("six")

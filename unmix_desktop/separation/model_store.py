@@ -443,9 +443,9 @@ def entry_path(folder: str | os.PathLike, meta: dict | None = None) -> Path:
 
 def load_installed(folder: str | os.PathLike, device: str | None = None):
     """Verify (full SHA-256) and load an installed Demucs model."""
+    meta = verify_installed(folder)  # before anything of the file is read by the loader
     from .demucs import load_demucs
 
-    meta = verify_installed(folder)
     model = load_demucs(entry_path(folder, meta))
     card = dict(getattr(model, "card", None) or {})
     card.update({k: v for k, v in meta.get("card", {}).items() if k not in card or k == "name"})
