@@ -289,8 +289,10 @@ def test_cli_download_against_loopback(server, tmp_path):
     name = "htdemucs"
     files = KNOWN_MODELS[name]["files"]
     # a server that serves the right names with the wrong bytes: the CLI must refuse (corrupt)
-    for f in files:
-        server.files["/" + f.lstrip("/")] = b"not the real weights"
+    from unmix_desktop.separation.demucs import url_for
+
+    for f in files:  # served where the reference keeps it (its folder under the root)
+        server.files["/" + url_for(f, server.url).removeprefix(server.url)] = b"not the real weights"
     env = dict(os.environ, UNMIX_MODEL_BASE_URL=server.url, UNMIX_DATA_DIR=str(tmp_path / "data"),
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.run([sys.executable, "-m", "unmix_desktop.cli", "models", "--download", name],

@@ -237,6 +237,16 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:160]
 
 
+def _url(base: str, file: str) -> str:
+    """The file's address under ``base``: the reference's folder for an official file, else ``base/file``."""
+    try:
+        from .demucs import url_for
+
+        return url_for(file, base)
+    except (ImportError, KeyError):
+        return base + file.lstrip("/")
+
+
 def download_model(name: str, *, root: Path | None = None, base_url: str | None = None,
                    progress: Callable[[Progress], None] | None = None, cancel=None,
                    timeout: float = 30.0, retries: int = 3, catalogue: dict | None = None) -> Path:
@@ -254,7 +264,10 @@ def download_model(name: str, *, root: Path | None = None, base_url: str | None 
         verify_installed(folder)
         return folder
     base = (base_url.rstrip("/") + "/") if base_url else root_url()
-    urls = [base + f.lstrip("/") for f in spec["files"]]
+    if spec.get("supported") is False:
+        raise ModelError(f"model '{name}' ({spec.get('architecture', 'this architecture')}) cannot be run by this "
+                         "version yet; not downloaded")
+    urls = [_url(base, f) for f in spec["files"]]
     downloads = root / DOWNLOADS
     sizes = spec.get("sizes") or {}
     expected_total = sum(sizes.values()) if sizes else (int(spec["size_mb"] * 1e6) if spec.get("size_mb") else None)
@@ -334,7 +347,7 @@ def install_files(files: list[Path], name: str, *, sources: list[str], bag: dict
                             "sha256": _sha256_file(target).hexdigest()})
         manifest = {"format": FORMAT, "version": VERSION, "name": name, "architecture": "demucs",
                     "sources": list(sources), "files": entries, "bag": bag, "card": dict(card or {})}
-        if bag and len(files) > 1:
+        if bag:
             import yaml
 
             doc = {"models": list(bag["models"])}
@@ -545,7 +558,7 @@ def import_model(paths: list[str | os.PathLike], name: str | None = None, *, roo
             raise ModelError(f"{f}: its sources {model.sources} differ from the bag's {sources}")
     card = {"name": name, "description": f"Demucs checkpoint(s) imported from {', '.join(p.name for p in paths)}"}
     folder = install_files(files, name, sources=sources, bag=bag, root=root, card=card, move=False)
-    if bag and len(files) > 1:  # the bag as installed must load too
+    if bag:  # the bag as installed must load too
         try:
             load_demucs(entry_path(folder))
         except ModelError:
