@@ -99,3 +99,15 @@ def test_swap_to_different_audio_is_a_ramp_not_a_step():
     expect = mix[start:start + 512] * (1 - 0.5 * ramp)[:, None]
     np.testing.assert_allclose(out[:512], expect, atol=1e-5)
     np.testing.assert_allclose(out[512:], 0.5 * mix[start + 512:start + 2048], atol=1e-5)
+
+
+def test_levels_while_a_swap_waits_for_the_next_block():
+    two, four = _song(1.0)
+    p = StemPlayer(open_stream=False, stretch_thread=False)
+    p.load(two)
+    p.play()
+    _render(p, 2048)
+    assert p.replace_stems(four, SR)
+    assert set(p.levels()) == set(four)  # the meters never index the old engine with the new names
+    _render(p, 2048)
+    assert set(p.levels()) == set(four) and max(p.levels().values()) > 0

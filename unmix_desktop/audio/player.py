@@ -547,7 +547,10 @@ class StemPlayer:
     def levels(self) -> dict[str, float]:
         """Recent post-fader peak per stem (linear, decaying), for meters."""
         levels = self._engine.levels
-        return {name: float(levels[i]) for i, name in enumerate(self._state.names)}
+        names = self._state.names
+        if len(levels) != len(names):  # replace_stems() is waiting for the next block
+            return dict.fromkeys(names, 0.0)
+        return {name: float(levels[i]) for i, name in enumerate(names)}
 
     @property
     def underruns(self) -> int:

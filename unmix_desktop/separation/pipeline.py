@@ -55,7 +55,7 @@ Live = Callable[["SongResult", GrowingStems], None]
 
 #: The stages of :meth:`Pipeline.run`, in order ("cache" replaces decode..fourstems on a hit).
 STAGES = ("read", "cache", "decode", "model", "separate", "fourstems", "save")
-STEM_ORDER = ("vocals", "drums", "bass", "other", "accompaniment", "residual")
+STEM_ORDER = ("vocals", "drums", "bass", "other", "guitar", "piano", "accompaniment", "residual")
 FOUR_STEMS_VARIANT = "4stems"
 
 
