@@ -104,6 +104,8 @@ def test_switch_to_best_stems_during_playback_keeps_position_and_session(qtbot, 
     assert loads.count("six") == 1
     with qtbot.waitSignal(w.upgrade_ctl.upgraded, timeout=WAIT_MS):
         w.open_song(song_path)
+    with qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):
+        pass
     assert w.song.model_name == "six" and w.song.from_cache
     w.close()
 
@@ -149,6 +151,8 @@ def test_preferences_download_with_progress_then_upgrade(qtbot, tmp_path, tiny_u
             dialog.accept()
         assert w.settings.best_model == "htdemucs_6s"
         with qtbot.waitSignal(w.upgrade_ctl.upgraded, timeout=WAIT_MS * 4):
+            pass
+        with qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):  # the new lanes drawn (swap and show: one turn)
             pass
         assert "guitar" in w.song.stems
         w.close()
