@@ -158,3 +158,24 @@ def test_preferences_download_with_progress_then_upgrade(qtbot, tmp_path, tiny_u
         w.close()
     finally:
         server.close()
+
+
+def test_the_queue_caches_the_best_stems_too(qtbot, tmp_path, tiny_umx, song_path, six_installed):
+    """With "best quality" chosen, the batch queue separates each song with the fast and the best model into
+    the cache: opening the song later swaps to the best stems from the cache (no Demucs run)."""
+    from unmix_desktop.separation.settings import SeparationSettings
+
+    w, loads = _window(qtbot, tmp_path, tiny_umx, best="six")
+    runner = w.library_ctl.runner
+    with qtbot.waitSignal(runner.drained, timeout=WAIT_MS * 4):
+        runner.add_paths([song_path])
+    digest = cache_mod.file_hash(song_path)
+    for model, settings in (("tiny", w.separation_settings()), ("six", SeparationSettings())):
+        assert w.stem_cache.has(cache_mod.make_key(digest, model, settings.key(), "")), model
+    assert loads.count("six") == 1
+    with qtbot.waitSignal(w.upgrade_ctl.upgraded, timeout=WAIT_MS):
+        w.open_song(song_path)
+    with qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):
+        pass
+    assert w.song.model_name == "six" and w.song.from_cache and loads.count("six") == 1
+    w.close()
