@@ -79,8 +79,11 @@ def test_switch_to_best_stems_during_playback_keeps_position_and_session(qtbot, 
     _render(w.player, 512 * 20)
     before = w.player.position
     assert before == pytest.approx(1.2 + 512 * 20 / SR, abs=1e-6)
-    with qtbot.waitSignal(w.upgrade_ctl.upgraded, timeout=WAIT_MS * 4):
-        pass
+    with qtbot.waitSignal(w.practice_ctl.beats_ready, timeout=WAIT_MS * 4) as beats:  # again, from the drums
+        with qtbot.waitSignal(w.upgrade_ctl.upgraded, timeout=WAIT_MS * 4):
+            pass
+        assert w.practice_ctl.task is not None
+    assert beats.args[0] is w.practice_ctl.grid
     # the best stems are shown in place: same song, same position, still playing, the session carried over
     assert w.song.model_name == "six"
     assert list(w.song.stems) == ["vocals", "drums", "bass", "other", "guitar", "piano", "accompaniment"]

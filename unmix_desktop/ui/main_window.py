@@ -488,9 +488,15 @@ class MainWindow(QMainWindow):
         """The best-quality stems of the open song (:class:`UpgradeController`): shown in place; playback
         goes on at the same position; the session (faders, mutes, loop, markers) carries over."""
         was_playing = self.player.playing
+        had_drums = self.song is not None and "drums" in self.song.stems
         self.show_song(result, swap=True)
         if was_playing and not self.player.playing:  # the player could not swap: it reloaded
             self.player.play()
+        if "drums" in result.stems and not had_drums:  # the beats from the best stems available: the drums
+            if self.practice_ctl.task is not None:
+                self.practice_ctl.task.cancel()
+                self.practice_ctl.task = None
+            self.practice_ctl.estimate_beats()
 
     def show_song(self, result: jobs.SongResult, growing=None, swap: bool = False) -> None:
         same_song = self.song is not None and self.song.path == result.path
