@@ -83,12 +83,14 @@ def test_import_list_and_separate_six_sources(six_checkpoint, tmp_path, env):
     row = next(ln for ln in listed.stdout.splitlines() if ln.startswith("six "))
     assert ",".join(SIX) in row
 
-    x = song(tmp_path / "My Song.wav")
+    (tmp_path / "songs").mkdir()
+    x = song(tmp_path / "songs" / "My Song.wav")
     out = tmp_path / "out"
-    proc = unmix("separate", tmp_path / "My Song.wav", "--model", "six", "--out", out, "--format", "wavf", "-q",
+    # a folder of songs (`unmix separate DIR`), mirrored under OUT
+    proc = unmix("separate", tmp_path / "songs", "--model", "six", "--out", out, "--format", "wavf", "-q",
                  "--threads", "1", env=env)
     assert proc.returncode == 0, proc.stderr
-    result = out / "My Song"
+    result = out / "songs" / "My Song"
     names = sorted(p.stem for p in result.glob("*.wav"))
     assert names == sorted([*SIX, "accompaniment"])
     stems = {n: sf.read(result / f"{n}.wav", dtype="float32")[0] for n in names}
@@ -98,7 +100,7 @@ def test_import_list_and_separate_six_sources(six_checkpoint, tmp_path, env):
     marker = json.loads((result / ".unmix-stems.json").read_text())
     assert marker["job"]["model"] == "six"
     # the same job again is skipped
-    again = unmix("separate", tmp_path / "My Song.wav", "--model", "six", "--out", out, "--format", "wavf",
+    again = unmix("separate", tmp_path / "songs", "--model", "six", "--out", out, "--format", "wavf",
                   "--threads", "1", env=env)
     assert again.returncode == 0 and "already separated" in again.stderr
 
@@ -106,6 +108,7 @@ def test_import_list_and_separate_six_sources(six_checkpoint, tmp_path, env):
 def test_stems_equal_the_in_memory_separation(six_checkpoint, tmp_path, env):
     """The streamed CLI output (decoded window by window) equals separate_demucs on the whole array."""
     import torch
+
     from unmix_desktop.separation.demucs import load_demucs, separate_demucs
 
     torch.set_num_threads(1)

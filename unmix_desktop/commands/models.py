@@ -27,8 +27,8 @@ def add_parser(sub):
     p.add_argument("--name", help="name for --import (default: the official name of a known Demucs checkpoint, "
                                   "else umx-imported / the checkpoint's signature)")
     p.add_argument("--download", metavar="MODEL",
-                   help="download official weights into the user models folder: htdemucs, htdemucs_6s, htdemucs_ft, "
-                        "hdemucs_mmi (Demucs, MIT) or umxhq (open-unmix)")
+                   help="download official weights into the user models folder: htdemucs, htdemucs_6s, htdemucs_ft "
+                        "(Hybrid Transformer Demucs, MIT) or umxhq (open-unmix)")
     p.add_argument("--base-url", help="mirror to download from instead of the official address")
     return p
 
@@ -153,7 +153,8 @@ def run(args) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
     print(f"\nDefault: {models[0].name}")
     installed = {m.name for m in models}
-    missing = [(n, spec) for n, spec in _demucs_catalogue().items() if n not in installed]
+    missing = [(n, spec) for n, spec in _demucs_catalogue().items()
+               if n not in installed and spec.get("supported", True)]
     if missing:
         print("Downloadable (unmix models --download NAME): " + ", ".join(
             f"{n} ({len(spec['sources'])} stems" + (f", {spec['size_mb']:.0f} MB)" if spec.get("size_mb") else ")")
