@@ -159,3 +159,7 @@ def test_bag_yaml_import(six_checkpoint, tmp_path, env):
 
     model = model_store.load_installed(folder)
     assert model.sources == SIX and len(model.nets) == 2 and model.weights[1][3] == 1.0
+    from unmix_desktop.separation.registry import is_demucs, load_model
+
+    assert is_demucs(folder) and is_demucs(src / "mybag.yaml")
+    assert load_model(folder).sources == SIX  # an installed folder given as a path (--model-file DIR)

@@ -187,15 +187,15 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str = "cpu
     name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
     path = Path(name)
     if path.exists():
-        if path.is_dir() or path.name in (JSON_NAME, "model.safetensors"):
-            return load_bundle(path, device=device)
         if path.suffix in (".th", ".yaml", ".yml") or (path / model_store.MANIFEST).is_file():
             return load_demucs_path(path, device)
+        if path.is_dir() or path.name in (JSON_NAME, "model.safetensors"):
+            return load_bundle(path, device=device)
         if path.suffix in (".pth", ".pt"):
             from .official import load_official_checkpoint
 
             return load_official_checkpoint(path).to(device)
-        raise ModelError(f"{path}: not a model bundle folder or an open-unmix .pth checkpoint")
+        raise ModelError(f"{path}: not a model bundle folder, an open-unmix .pth or a Demucs .th/.yaml checkpoint")
     if name == SPLEETER_NAME:
         from .spleeter import load_spleeter_2stems
 
