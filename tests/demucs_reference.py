@@ -16,8 +16,8 @@ import torch
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "waveform-playlist-demo"
 SOURCES_4 = ["drums", "bass", "other", "vocals"]
 SOURCES_6 = ["drums", "bass", "other", "vocals", "guitar", "piano"]
-#: a small HTDemucs (same structure, fewer channels and transformer layers) for fast tests
-SMALL = dict(channels=8, t_layers=2, t_heads=2)
+#: a small HTDemucs (same structure, fewer channels and transformer layers, 2 s segments) for fast tests
+SMALL = dict(channels=8, t_layers=2, t_heads=2, segment=Fraction(2))
 
 
 def reference():
@@ -52,7 +52,8 @@ def make_checkpoint(folder: Path, sig: str, sources=SOURCES_4, seed: int = 0, **
     from demucs.states import get_state, save_with_checksum
 
     torch.manual_seed(seed)
-    net = HTDemucs(sources=list(sources), segment=Fraction(39, 5), **config)
+    config.setdefault("segment", Fraction(39, 5))  # the published models' 7.8 s
+    net = HTDemucs(sources=list(sources), **config)
     args, kwargs = net._init_args_kwargs
     package = {"klass": HTDemucs, "args": args, "kwargs": kwargs, "state": get_state(net, None, half=True),
                "training_args": {"seed": seed, "dset": {"sources": list(sources)}}}

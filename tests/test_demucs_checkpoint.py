@@ -44,7 +44,7 @@ def test_code_running_pickle_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(ModelError) as info:
         load_demucs(evil_named)
     text = _one_line(info.value, evil_named)
-    assert "not a safe Demucs checkpoint" in text and "builtins.open" in text
+    assert "not a safe Demucs checkpoint" in text and "io.open" in text
     assert not target.exists()
     # the same file through an unrestricted torch.load does run the code: the test means something
     torch.load(evil_named, weights_only=False)
@@ -68,7 +68,8 @@ def test_cli_style_refusal_in_a_subprocess(tmp_path):
             f"try:\n    load_demucs({str(evil)!r})\nexcept ModelError as e:\n    print(e)\n    sys.exit(2)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stdout.strip().count("\n") == 0 and "posix.system" in proc.stdout or "os.system" in proc.stdout
+    assert proc.stdout.strip().count("\n") == 0
+    assert "posix.system" in proc.stdout or "os.system" in proc.stdout
     assert not target.exists()
 
 
@@ -76,7 +77,7 @@ def test_valid_checkpoint_card_and_checksum(tmp_path):
     path = make_checkpoint(tmp_path, "c0ffee00", **SMALL)
     model = load_demucs(path)
     assert model.card["name"] == "c0ffee00" and model.card["sources"] == model.sources
-    assert model.card["files"] == [path.name] and model.card["segment_s"] == pytest.approx(7.8)
+    assert model.card["files"] == [path.name] and model.card["segment_s"] == pytest.approx(2.0)
     # one flipped byte: the SHA-256 in the name no longer matches
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF

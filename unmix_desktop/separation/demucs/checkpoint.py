@@ -91,8 +91,12 @@ def read_package(path: str | Path, check_name: bool = True) -> dict:
         raise ModelError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
     except Exception as exc:  # noqa: BLE001 - the unpickler raises many kinds; all mean "refused"
         text = " ".join(str(exc).split())
-        m = re.search(r"(Unsupported global: GLOBAL [^ ]+|Unsupported operand [^ ]+|Trying to [^.]+)", text)
-        reason = m.group(1) if m else f"{type(exc).__name__}: {text[:160]}"
+        m = re.search(r"GLOBAL ([\w.]+)", text)
+        if m:
+            reason = f"refused global {m.group(1).rstrip('.')}"
+        else:
+            m = re.search(r"Unsupported operand [^ ]+", text)
+            reason = m.group(0) if m else f"{type(exc).__name__}: {text[:160]}"
         raise ModelError(f"{path}: not a safe Demucs checkpoint ({reason})") from None
     if not isinstance(package, dict) or not {"klass", "args", "kwargs", "state"} <= set(package):
         raise ModelError(f"{path}: not a Demucs checkpoint (expected a dict with klass/args/kwargs/state)")

@@ -651,6 +651,8 @@ class HTDemucs(nn.Module):
         return int(self.segment * self.samplerate) if self.use_train_segment else None
 
     accepts_pos_shift = True
+    #: run the frequency branch in channels-last (NHWC) layout: oneDNN's fast convolution path
+    channels_last = False
 
     def forward(self, mix, pos_shift=None):
         """(B, 2, L) -> (B, S, 2, L). ``pos_shift``: the transformer's positional shift, drawn from
@@ -669,6 +671,8 @@ class HTDemucs(nn.Module):
 
         std, mean = torch.std_mean(x, dim=(1, 2, 3), keepdim=True)
         x = (x - mean) / (1e-5 + std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         xt = mix
         stdt, meant = torch.std_mean(xt, dim=(1, 2), keepdim=True)
         xt = (xt - meant) / (1e-5 + stdt)
