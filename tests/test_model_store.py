@@ -334,3 +334,12 @@ def test_installed_demucs_is_listed_and_damage_is_refused_before_load(tmp_path, 
     assert registry.is_demucs("six")
     with pytest.raises(ModelError, match="recorded when it was installed"):
         registry.load_model("six")
+
+
+def test_progress_total_follows_the_server_when_the_catalogue_estimate_is_wrong(server, tmp_path):
+    cat, fname = catalogue_for(server)
+    cat["tiny"]["size_mb"] = 0.1  # the real file is 0.3 MB
+    seen = []
+    model_store.download_model("tiny", root=tmp_path, base_url=server.url, catalogue=cat, progress=seen.append)
+    assert all(p.total == len(PAYLOAD) for p in seen)  # Content-Length replaces the estimate from the start
+    assert seen[-1].fraction == 1.0 and all(p.eta is not None for p in seen[1:])

@@ -134,11 +134,11 @@ def _sha256_file(path: Path, hasher=None) -> "hashlib._Hash":
     return h
 
 
-def fetch(url: str, dest: Path, *, progress: Callable[[int], None] | None = None, cancel=None,
+def fetch(url: str, dest: Path, *, progress: Callable[[int, int | None], None] | None = None, cancel=None,
           timeout: float = 30.0, retries: int = 3) -> Path:
     """Download ``url`` to ``dest`` (a verified file), resuming ``dest``'s ``.part`` file if there is one.
 
-    ``progress(bytes_of_this_file_done)`` is called as data comes. A dropped or stalled connection
+    ``progress(bytes_of_this_file_done, its_size_or_None)`` is called as data comes. A dropped or stalled connection
     (no byte for ``timeout`` seconds) is retried ``retries`` times from where it stopped (HTTP
     ``Range``); then :class:`ModelError`, with the ``.part`` file kept for a later call. The SHA-256
     prefix in ``dest``'s name is checked before ``dest`` exists; a mismatch removes the data.
@@ -181,7 +181,7 @@ def fetch(url: str, dest: Path, *, progress: Callable[[int], None] | None = None
                             fh.truncate(0)
                         done = have
                         if progress:
-                            progress(done)
+                            progress(done, total)
                         while True:
                             if cancel is not None and cancel.is_set():
                                 raise Cancelled()
@@ -194,7 +194,7 @@ def fetch(url: str, dest: Path, *, progress: Callable[[int], None] | None = None
                             fh.write(chunk)
                             done += len(chunk)
                             if progress:
-                                progress(done)
+                                progress(done, total)
                     if total is not None and done < total:
                         raise http.client.IncompleteRead(b"", total - done)
             digest = _sha256_file(part).hexdigest()
@@ -269,8 +269,9 @@ def download_model(name: str, *, root: Path | None = None, base_url: str | None 
                          "version yet; not downloaded")
     urls = [_url(base, f) for f in spec["files"]]
     downloads = root / DOWNLOADS
-    sizes = spec.get("sizes") or {}
-    expected_total = sum(sizes.values()) if sizes else (int(spec["size_mb"] * 1e6) if spec.get("size_mb") else None)
+    # bytes per file: the catalogue's estimate until the server states the real size (Content-Length)
+    estimate = int(spec["size_mb"] * 1e6 / len(urls)) if spec.get("size_mb") else None
+    sizes: dict[str, int | None] = {u: estimate for u in urls}
     start = time.monotonic()
     finished = 0  # bytes of the files already complete
     resumed_from = 0
@@ -280,24 +281,29 @@ def download_model(name: str, *, root: Path | None = None, base_url: str | None 
             dest = downloads / Path(url).name
             if dest.is_file() and expected_prefix(dest.name) and \
                     _sha256_file(dest).hexdigest().startswith(expected_prefix(dest.name)):
+                sizes[url] = dest.stat().st_size
                 finished += dest.stat().st_size
                 files.append(dest)
                 continue
             part = dest.with_name(dest.name + ".part")
             resumed_from += part.stat().st_size if part.exists() else 0
 
-            def report(done: int, url=url) -> None:
+            def report(done: int, size: int | None = None, url=url) -> None:
+                if size:
+                    sizes[url] = size
                 if not progress:
                     return
                 now = time.monotonic()
                 got = finished + done
                 fresh = max(0, got - resumed_from)
                 speed = fresh / max(now - start, 1e-3)
-                total = expected_total if expected_total and expected_total >= got else None
+                total = sum(sizes.values()) if all(sizes.values()) else None
+                total = total if total and total >= got else None
                 eta = (total - got) / speed if total and speed > 0 else None
                 progress(Progress(Path(url).name, got, total, speed, eta))
 
             fetch(url, dest, progress=report, cancel=cancel, timeout=timeout, retries=retries)
+            sizes[url] = dest.stat().st_size
             finished += dest.stat().st_size
             files.append(dest)
     except ModelError as exc:
