@@ -11,9 +11,10 @@ The mix is the first ``--seconds`` of the dev song (looped when longer than the 
 
 Memory (``--memory 5 20``): peak RSS of a fresh process streaming ``stream_demucs`` over a generated
 song of that many minutes (never held whole: a generated source read twice, for the mean/std and to
-separate), blocks dropped as they come. ``--memory-config`` picks the network size; the full size
-runs ~0.5x real time on a quiet 2-core machine, so on a loaded one use ``tiny`` for 20 minutes and add
-the full network's one-segment working set (``--memory-config default`` on 1 minute) to read it.
+separate), blocks dropped as they come. ``--memory-config`` picks the network size; ``null`` replaces
+the network by a trivial one to measure the engine alone (20 minutes of the full network take hours on a
+loaded 2-core machine): add the full network's one-segment working set (``--memory-config default`` on
+a short length, which is the same for any length) to read the whole.
 
     python benchmarks/bench_demucs.py [--seconds 60] [--repeat 3] [--threads 2] [--shifts 1 2]
     python benchmarks/bench_demucs.py --memory 5 20 [--memory-config tiny]
@@ -146,11 +147,26 @@ class GeneratedSource:
         return np.stack([left, right], 1).astype(np.float32)
 
 
+class NullNet(torch.nn.Module):
+    """Stands in for the network to measure the streaming engine alone: each source = mix / 4."""
+
+    sources = ["drums", "bass", "other", "vocals"]
+    samplerate = SR
+    audio_channels = 2
+    segment = Fraction(39, 5)
+
+    def forward(self, mix):
+        return mix[:, None].expand(-1, 4, -1, -1) * 0.25
+
+
 def stream_child(minutes: float, checkpoint: str, threads: int) -> None:
-    from unmix_desktop.separation.demucs import load_demucs, stream_demucs
+    from unmix_desktop.separation.demucs import DemucsModel, load_demucs, stream_demucs
 
     torch.set_num_threads(threads)
-    model = load_demucs(checkpoint)
+    if checkpoint == "null":
+        model = DemucsModel([NullNet()], None, {"name": "null"})
+    else:
+        model = load_demucs(checkpoint)
     frames = int(minutes * 60 * SR)
     t0 = time.perf_counter()
     total = 0
@@ -165,7 +181,7 @@ def stream_child(minutes: float, checkpoint: str, threads: int) -> None:
 def bench_memory(args) -> list[dict]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = make_checkpoint(Path(tmp), args.memory_config)
+        path = "null" if args.memory_config == "null" else make_checkpoint(Path(tmp), args.memory_config)
         for minutes in args.memory:
             proc = subprocess.run([sys.executable, __file__, "--stream-child", str(minutes), str(path),
                                    str(args.threads)], capture_output=True, text=True, check=True)
@@ -187,7 +203,8 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
     ap.add_argument("--shifts", type=int, nargs="*", default=[])
     ap.add_argument("--memory", type=float, nargs="*", default=None, help="minutes of audio to stream")
-    ap.add_argument("--memory-config", choices=sorted(CONFIGS), default="tiny")
+    ap.add_argument("--memory-config", choices=sorted(CONFIGS) + ["null"], default="tiny",
+                    help="network size for --memory; null = no network (the engine alone)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,

@@ -159,6 +159,9 @@ def test_cancel_and_short_input(tmp_path):
     stop.set()
     with pytest.raises(Cancelled):
         separate_demucs(model, dev_mix(0.0, 2.0), cancel=stop)
+    mix = dev_mix(0.0, 3.5)  # 3 segments of 2 s, run as a batch of 2 and then 1: same numbers
+    one, batched = separate_demucs(model, mix), separate_demucs(model, mix, batch=2)
+    assert max(float(np.abs(one[n] - batched[n]).max()) for n in model.sources) < TOL
     short = dev_mix(0.0, 1.0)
     out = separate_demucs(model, short, split=False)
     assert out["bass"].shape == short.shape

@@ -7,13 +7,15 @@ author of the transformer part Simon Rouard). Module and parameter names are the
 official checkpoint's ``state`` loads with ``load_state_dict(strict=True)``.
 
 What differs from the reference, all numerically equivalent (parity within 1e-4, see
-tests/test_demucs_parity.py) and measured in benchmarks/bench_demucs.py:
+tests/test_demucs_parity.py); benchmarks/bench_demucs.py measures the whole against the reference:
 
 * attention by :func:`torch.nn.functional.scaled_dot_product_attention` (one fused CPU kernel,
   no (T, T) matrix kept), with the query/key/value projections as one matmul for self-attention;
-* the transformer's GroupNorm(1) over (T, C) computed in place of two transposes and a copy;
-* the positional embeddings cached per shape;
-* a batch of segments per call (the network is per-item: every normalisation is per batch item).
+* the transformer's GroupNorm(1) over (T, C) computed without two transposes and a copy;
+* the positional embeddings cached per shape; ``torch.std_mean`` in place of two reductions;
+* the network accepts a batch of segments (every normalisation is per batch item);
+* an optional channels-last frequency branch (:attr:`HTDemucs.channels_last`, off: oneDNN's NHWC
+  convolutions were 1.3-2x faster in isolation but the whole network was not measurably faster).
 
 Training-only parts (dropout, layer dropout, sparse attention via xformers, Wiener filtering for
 non-CaC models, ``MultiWrap`` band splitting) are not ported; a checkpoint asking for them is
