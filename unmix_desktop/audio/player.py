@@ -180,6 +180,8 @@ class StemPlayer:
         self._loop: tuple[int, int] | None = None
         self._transport_seen = 0
         self._seek_seen = 0
+        self._swap: tuple[int, MixEngine | None, np.ndarray | None] = (0, None, None)  # replace_stems()
+        self._swap_seen = 0
         self._underruns = 0
         self._callbacks = 0
         self._callback_error: str | None = None
@@ -269,6 +271,7 @@ class StemPlayer:
         :class:`~unmix_desktop.audio.growing.GrowingStems`, whose ``stems`` are passed here): playback
         never passes its published ``ready`` frames; it waits there and goes on by itself."""
         arrays = [_as_stereo(name, audio) for name, audio in stems.items()]
+        self._swap = (self._swap[0] + 1, None, None)  # a replace_stems() not applied yet is void
         self._fade_out_and_wait()
         self._producer.stop_thread()  # nobody but this thread touches the engine now
         self._producer.reset()
@@ -295,6 +298,60 @@ class StemPlayer:
             self._producer = StretchProducer(self, self._sample_rate, self._producer.window)
         if self._stretch_thread and len(arrays):
             self._producer.start_thread()  # idle until tempo/key leave 1.0/0; builds the stretcher now
+
+    def replace_stems(self, stems: Mapping[str, np.ndarray], sample_rate: int = SAMPLE_RATE,
+                      state: MixState | None = None) -> bool:
+        """Swap the song's stems for others of the same song (the best-quality stems once they are
+        separated) without a gap: at a block boundary, crossfaded over that block, with the position,
+        play/pause and loop kept. ``state``: the mix of the new stems (default 0 dB each, the current
+        master). Returns ``False`` (nothing changed: use :meth:`load` and :meth:`seek`) when it cannot
+        be gapless: another rate, nothing loaded, or the tempo/key stage in the signal path."""
+        if int(sample_rate) != self._sample_rate or self._mode != self.BYPASS or not self._engine.n_frames:
+            return False
+        arrays = [_as_stereo(name, audio) for name, audio in stems.items()]
+        if state is None:
+            state = MixState.from_names(stems.keys())
+            state.master_db = self._state.master_db
+        else:
+            state = state.copy()
+        if list(state.names) != list(stems):
+            raise PlayerError(f"the mix names {', '.join(state.names)}, not the stems {', '.join(stems)}")
+        target = state.gains()
+        engine = self._new_engine(arrays, target)
+        self._state = state
+        if self._open and self._stream is None:  # no callback runs (no device): swap here
+            self._swap_engine(engine, target, None)
+        else:
+            self._swap = (self._swap[0] + 1, engine, target)
+        return True
+
+    def _swap_engine(self, new: MixEngine, target: np.ndarray, outdata: np.ndarray | None) -> bool:
+        """Put ``new`` in the old engine's place (callback thread, or any thread when no callback runs).
+        With ``outdata``, render this block from both, crossfaded; ``False``: not now (mid-fade)."""
+        old = self._engine
+        if old._fade != 0 or old._xf_left:  # a fade or seek crossfade in progress: next block
+            return False
+        new.loop = old.loop
+        new.pos = min(old.pos, new.n_frames)
+        new.finished = old.finished
+        if outdata is not None and old.playing:
+            frames = outdata.shape[0]
+            old.render(outdata, self._target)
+            new.playing = True
+            plain = self._xf[:frames]
+            new.render(plain, target)
+            ramp = self._ramp[:frames]  # (t + 1) / n: the new stems fade in, the old ones out
+            np.divide(self._idx[:frames], float(frames), out=ramp[:, 0])
+            ramp[:, 1] = ramp[:, 0]
+            np.subtract(plain, outdata, out=plain)
+            np.multiply(plain, ramp, out=plain)
+            np.add(outdata, plain, out=outdata)
+        else:
+            new.playing = old.playing
+        self._engine = new
+        if self._target.shape != target.shape:  # else a newer target of the new stems is already published
+            self._target = target
+        return True
 
     def _fade_out_and_wait(self, timeout: float = 0.5) -> None:
         """Pause with a fade and give the callback time to play it (only when a stream runs)."""
@@ -490,7 +547,10 @@ class StemPlayer:
     def levels(self) -> dict[str, float]:
         """Recent post-fader peak per stem (linear, decaying), for meters."""
         levels = self._engine.levels
-        return {name: float(levels[i]) for i, name in enumerate(self._state.names)}
+        names = self._state.names
+        if len(levels) != len(names):  # replace_stems() is waiting for the next block
+            return dict.fromkeys(names, 0.0)
+        return {name: float(levels[i]) for i, name in enumerate(names)}
 
     @property
     def underruns(self) -> int:
@@ -600,6 +660,15 @@ class StemPlayer:
             if self._count_in[0] != self._count_in_seen or self._pre is not None:
                 outdata, frames = self._play_count_in(outdata, frames)
                 if not frames:
+                    self._callbacks += 1
+                    return
+            if self._swap[0] != self._swap_seen and self._mode == self.BYPASS:
+                seq, new, target = self._swap
+                self._apply_requests(self._engine)
+                if new is None:  # cancelled by load()
+                    self._swap_seen = seq
+                elif self._swap_engine(new, target, outdata):
+                    self._swap_seen = seq
                     self._callbacks += 1
                     return
             if self._mode == self.BYPASS and self._stretch_params == (1.0, 1.0):

@@ -1,5 +1,11 @@
 """`unmix models`: list installed models (name, targets, size, where); import or download
-official open-unmix weights into the user models folder.
+official open-unmix weights and Demucs checkpoints into the user models folder.
+
+* ``--download htdemucs|htdemucs_6s|htdemucs_ft|hdemucs_mmi|...`` fetches the official Demucs weights
+  (:mod:`unmix_desktop.separation.model_store`: resumable, SHA-256 checked, atomic install; address
+  overridable with ``$UNMIX_MODEL_BASE_URL`` or ``--base-url``); ``--download umxhq`` the open-unmix ones.
+* ``--import FILE.th [--name NAME]`` (or a bag ``.yaml`` with its ``.th`` files beside it, or a known
+  bag's ``.th`` files) registers Demucs checkpoints fetched by hand; ``.pth`` files are open-unmix.
 
 A damaged model folder is skipped with one warning line on stderr (folder and reason); the
 others are listed. ``--import --name`` takes a plain folder name: paths, ``..``, hidden or empty
@@ -15,10 +21,14 @@ from ..progress import ProgressBar
 
 def add_parser(sub):
     p = sub.add_parser("models", help="list, import or download separation models")
-    p.add_argument("--import", dest="import_files", nargs="+", metavar="PTH",
-                   help="import official open-unmix checkpoints (e.g. vocals-b62c91ce.pth ...) as one model")
-    p.add_argument("--name", help="name for --import (default: umx-imported)")
-    p.add_argument("--download", metavar="MODEL", help="download official weights (umxhq) into the user models folder")
+    p.add_argument("--import", dest="import_files", nargs="+", metavar="FILE",
+                   help="import Demucs checkpoints (955717e8-8726e21a.th, or a bag .yaml with its .th files beside "
+                        "it) or official open-unmix checkpoints (vocals-b62c91ce.pth ...) as one model")
+    p.add_argument("--name", help="name for --import (default: the official name of a known Demucs checkpoint, "
+                                  "else umx-imported / the checkpoint's signature)")
+    p.add_argument("--download", metavar="MODEL",
+                   help="download official weights into the user models folder: htdemucs, htdemucs_6s, htdemucs_ft "
+                        "(Hybrid Transformer Demucs, MIT) or umxhq (open-unmix)")
     p.add_argument("--base-url", help="mirror to download from instead of the official address")
     return p
 
@@ -48,10 +58,65 @@ def _import_name(name: str | None) -> str:
     return name
 
 
+def _is_demucs_files(files: list[str]) -> bool:
+    return any(str(f).lower().endswith((".th", ".yaml", ".yml")) for f in files)
+
+
+def _demucs_catalogue() -> dict:
+    try:
+        from ..separation.model_store import known_models
+
+        return known_models()
+    except ImportError:
+        return {}
+
+
+def _download_demucs(name: str, base_url: str | None) -> int:
+    from ..separation import model_store
+
+    bar = ProgressBar(name)
+    shown = False
+
+    def progress(p: model_store.Progress) -> None:
+        nonlocal shown
+        shown = True
+        bar.update(p.fraction or 0.0, p.line())
+
+    try:
+        folder = model_store.download_model(name, base_url=base_url, progress=progress)
+    except BaseException:
+        if shown:
+            bar.close()
+        raise
+    if shown:
+        bar.close()
+    meta = model_store.read_manifest(folder)
+    print(f"Installed {name} ({', '.join(meta['sources'])}) -> {folder}")
+    return 0
+
+
+def _import_demucs(files: list[str], name: str | None) -> int:
+    from ..separation import model_store
+
+    if name is not None:
+        _import_name(name)
+    folder = model_store.import_model(files, name)
+    meta = model_store.read_manifest(folder)
+    print(f"Imported {len(meta['files'])} checkpoint(s) as {folder.name} ({', '.join(meta['sources'])}) -> {folder}")
+    return 0
+
+
 def run(args) -> int:
     from ..separation import official
     from ..separation.registry import scan_models
 
+    if args.import_files and _is_demucs_files(args.import_files):
+        return _import_demucs(args.import_files, args.name)
+    if args.download and args.download not in official.OFFICIAL_MODELS:
+        if args.download not in _demucs_catalogue():
+            known = sorted([*official.OFFICIAL_MODELS, *_demucs_catalogue()])
+            raise ModelError(f"unknown model '{args.download}' (downloadable: {', '.join(known)})")
+        return _download_demucs(args.download, args.base_url)
     if args.import_files:
         name = _import_name(args.name)
         folder = official.import_official(args.import_files, name)
@@ -87,4 +152,11 @@ def run(args) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
     print(f"\nDefault: {models[0].name}")
+    installed = {m.name for m in models}
+    missing = [(n, spec) for n, spec in _demucs_catalogue().items()
+               if n not in installed and spec.get("supported", True)]
+    if missing:
+        print("Downloadable (unmix models --download NAME): " + ", ".join(
+            f"{n} ({len(spec['sources'])} stems" + (f", {spec['size_mb']:.0f} MB)" if spec.get("size_mb") else ")")
+            for n, spec in missing))
     return 0

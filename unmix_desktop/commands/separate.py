@@ -87,6 +87,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="average with the channel-swapped song (default: %(default)s)")
     p.add_argument("--window", type=positive_float, default=d.window_s, metavar="S",
                    help="processing window in seconds (memory bound)")
+    p.add_argument("--shifts", type=non_negative_int, default=0, metavar="N",
+                   help="Demucs models: average N randomly time-shifted passes (the reference's test-time "
+                        "augmentation; N+1 times slower; default 0)")
     p.add_argument("--format", choices=("wav", "wav24", "wavf", "flac"), default="wav",
                    help="output format (default wav 16-bit)")
     p.add_argument("--max-duration", type=limit_seconds, default=DEFAULT_MAX_DURATION, metavar="S",
@@ -361,7 +364,7 @@ def collect_blocks(blocks) -> dict[str, np.ndarray]:
 
 def output_names(separator, args) -> list[str]:
     """The stems this run writes; one line naming the valid ones when ``--targets`` asks for others."""
-    if args.stems != 4:
+    if args.stems != 4 or getattr(separator, "native_stems", False):  # Demucs: its own sources
         return list(separator.output_targets)  # raises ModelError naming what the model gives
     from ..separation.fourstems import STEMS
 
@@ -485,7 +488,7 @@ def song_stems(separator, path: Path, args, names: list[str], bar=None, warn=Non
     :func:`separate_one` and by the cluster workers (:mod:`unmix_desktop.cluster`)."""
     with open_audio(path, max_duration=args.max_duration, on_warning=warn) as audio:
         stems = separator.stream(audio, progress=bar)
-        if args.stems == 4:
+        if args.stems == 4 and not getattr(separator, "native_stems", False):
             from ..separation import learned4
             from ..separation.fourstems import four_stems, stream_four_stems
 
@@ -528,7 +531,16 @@ def _make_separator(args, threads: int | None = None):
 
     device = resolve_device(args.device)
     model = load_model(args.model_file or args.model, device=str(device))
-    return make_separator(model, settings_from_args(args), device=device, threads=threads)
+    settings = settings_from_args(args)
+    from ..separation.demucs_run import DemucsSettings, is_demucs_model
+
+    if is_demucs_model(model):  # drums/bass/other/vocals[/guitar/piano] + accompaniment from the model
+        settings = DemucsSettings(**{**settings.to_dict(), "targets": _target_list(args)}, shifts=args.shifts)
+    return make_separator(model, settings, device=device, threads=threads)
+
+
+def _target_list(args) -> list[str] | None:
+    return [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
 
 
 def _stop_with_parent(parent: int) -> None:
@@ -570,7 +582,7 @@ def run_worker(args) -> int:
 
 #: Options of the parent passed on to each ``--jobs`` child (everything that shapes the stems).
 _CHILD_ARGS = ("model", "model_file", "targets", "stems", "four_stem_model", "niter", "softmask", "power",
-               "residual", "logit", "tta", "window", "format", "max_duration", "device", "rate")
+               "residual", "logit", "tta", "window", "format", "max_duration", "device", "rate", "shifts")
 
 
 class _Child:

@@ -55,7 +55,7 @@ Live = Callable[["SongResult", GrowingStems], None]
 
 #: The stages of :meth:`Pipeline.run`, in order ("cache" replaces decode..fourstems on a hit).
 STAGES = ("read", "cache", "decode", "model", "separate", "fourstems", "save")
-STEM_ORDER = ("vocals", "drums", "bass", "other", "accompaniment", "residual")
+STEM_ORDER = ("vocals", "drums", "bass", "other", "guitar", "piano", "accompaniment", "residual")
 FOUR_STEMS_VARIANT = "4stems"
 
 
@@ -156,8 +156,11 @@ def make_separator(model, settings: SeparationSettings, device=None, threads: in
     """A :class:`~.separator.Separator` for ``model`` with its options set from ``settings``.
 
     Call inside :func:`torch_threads` (the separator sets torch's thread count when created)."""
+    from .demucs_run import DemucsSeparator, is_demucs_model
     from .separator import Separator
 
+    if is_demucs_model(model):  # a waveform model: same interface, its own stems (no four-stem split)
+        return DemucsSeparator(model, settings, device=device, threads=threads)
     configure_model(model, settings)
     return Separator(model, settings, device=device, threads=threads)
 
@@ -406,7 +409,7 @@ class Pipeline:
             else:
                 stems = separator.separate(mixture, progress=lambda f: report("separate", f), cancel=cancel)
             pair = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}
-            if request.four_stems:
+            if request.four_stems and not getattr(separator, "native_stems", False):
                 check()
                 if cache is not None and digest is not None:  # keep the two-stem result: switching back is instant
                     two_key = cache_mod.make_key(digest, request.model_name, settings_key, "")

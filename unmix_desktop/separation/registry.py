@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..paths import bundled_models_dir, folder_size, user_models_dir
+from . import model_store
 from .base import SpectrogramModel
 from .bundle import JSON_NAME, check_weights, load_bundle, read_meta
 
@@ -34,6 +35,7 @@ class ModelInfo:
     kind: str  # "package", "bundled", "user"
     description: str = ""
     card: dict = field(default_factory=dict)
+    family: str = "open-unmix"  # "spleeter", "open-unmix" or "demucs" (waveform model: not a SpectrogramModel)
 
     @property
     def splitter(self) -> bool:
@@ -66,6 +68,16 @@ def _bundle_infos(root: Path, kind: str, broken: list[BrokenModel]) -> list[Mode
         broken.append(BrokenModel("", str(root), f"{root}: cannot list models ({exc.strerror or exc})"))
         return infos
     for folder in folders:
+        if (folder / model_store.MANIFEST).is_file():  # a downloaded / imported Demucs model
+            try:
+                meta = model_store.check_installed(folder)
+            except ModelError as exc:
+                broken.append(BrokenModel(folder.name, str(folder), str(exc)))
+                continue
+            card = meta.get("card") if isinstance(meta.get("card"), dict) else {}
+            infos.append(ModelInfo(folder.name, list(meta["sources"]), folder_size(folder), str(folder), kind,
+                                   str(card.get("description", "")), card, family="demucs"))
+            continue
         try:
             meta = read_meta(folder)
             check_weights(folder, meta)
@@ -97,6 +109,7 @@ def _spleeter_info() -> ModelInfo | None:
         str(paths[0].parent),
         "package",
         "Deezer Spleeter 2-stems U-Net (MIT), run by unmix-desktop's own code",
+        family="spleeter",
     )
 
 
@@ -144,6 +157,28 @@ def default_model_name() -> str:
     return models[0].name
 
 
+def is_demucs(name_or_path: str | os.PathLike | None) -> bool:
+    """Whether a registry name or a path names a Demucs (waveform) model rather than a spectrogram one."""
+    if name_or_path is None:
+        return False
+    path = Path(os.fspath(name_or_path))
+    if path.suffix in (".th", ".yaml", ".yml") and path.is_file():
+        return True
+    if path.is_dir():
+        return (path / model_store.MANIFEST).is_file()
+    return any(m.name == str(name_or_path) and m.family == "demucs" for m in list_models())
+
+
+def load_demucs_path(path: Path, device=None):
+    """A ``.th`` checkpoint, a bag ``.yaml`` or an installed Demucs folder (verified first)."""
+    if path.is_dir():
+        return model_store.load_installed(path, device=device)
+    from .demucs import load_demucs
+
+    model = load_demucs(path)
+    return model.to(device) if device is not None and hasattr(model, "to") else model
+
+
 def load_model(name_or_path: str | os.PathLike | None = None, device: str = "cpu", **options) -> SpectrogramModel:
     """Load a model by registry name, or from a bundle folder / official checkpoint path.
 
@@ -152,19 +187,23 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str = "cpu
     name = os.fspath(name_or_path) if name_or_path is not None else default_model_name()
     path = Path(name)
     if path.exists():
+        if path.suffix in (".th", ".yaml", ".yml") or (path / model_store.MANIFEST).is_file():
+            return load_demucs_path(path, device)
         if path.is_dir() or path.name in (JSON_NAME, "model.safetensors"):
             return load_bundle(path, device=device)
         if path.suffix in (".pth", ".pt"):
             from .official import load_official_checkpoint
 
             return load_official_checkpoint(path).to(device)
-        raise ModelError(f"{path}: not a model bundle folder or an open-unmix .pth checkpoint")
+        raise ModelError(f"{path}: not a model bundle folder, an open-unmix .pth or a Demucs .th/.yaml checkpoint")
     if name == SPLEETER_NAME:
         from .spleeter import load_spleeter_2stems
 
         return load_spleeter_2stems(**options).to(device).eval()
     models, broken = scan_models()
     for info in models:
+        if info.name == name and info.family == "demucs":
+            return model_store.load_installed(info.location, device=device)
         if info.name == name and info.kind != "package":
             return load_bundle(info.location, device=device)
     for bad in broken:

@@ -57,6 +57,7 @@ from .separation_view import SeparationController, failure_status
 from .settings import AppSettings
 from .spectrogram_view import SpectrogramController
 from .transport_controller import TransportController
+from .upgrade_controller import UpgradeController
 from .worker import Task
 
 NOTICE_MS = 9000
@@ -186,6 +187,11 @@ class MainWindow(QMainWindow):
         self.transport_ctl = TransportController(self, self.notify)
         self.practice_ctl = PracticeController(self, self.notify)
         self.prefs_ctl = PreferencesController(self)
+        self.upgrade_ctl = UpgradeController(
+            self, best_model=lambda: self.settings.best_model, models=self.model_provider, cache=self.stem_cache,
+            current_song=lambda: self.song, swap=self.replace_song, start_task=self.start_task,
+            notify=lambda text, level: self.notify(text, level, 5000), status=self.status_label.setText)
+        self.sep_ctl.done.connect(self.upgrade_ctl.on_song)  # after _on_sep_done: the song is shown
         self.spec_ctl = SpectrogramController(self, lambda text: self.notify(text, "warning"))
         self.spec_ctl.ready.connect(self.song_ready)
         self.karaoke_ctl = KaraokeController(self, mic_factory)  # lyrics_ctl, melody_ctl, sing_ctl
@@ -479,21 +485,41 @@ class MainWindow(QMainWindow):
             self.transport_ctl.show_loop()
         self._save_timer.start()
 
-    def attach_player(self, position: float = 0.0, growing=None) -> None:
+    def attach_player(self, position: float = 0.0, growing=None, swap: bool = False) -> None:
         """Load the song (and the metronome stem, once the beats are known) into the (new) player and
         link it to the session and the monitor. ``growing``: stems still being separated into
-        ``song.stems``."""
+        ``song.stems``. ``swap``: other stems of the song playing (the best-quality ones): swapped in
+        without a gap where the player can (position, play state and loop kept)."""
         if self.link is not None:
             self.link.close()
         growing = growing if growing is not None else self.growing
         n_frames = max((a.shape[0] for a in self.song.stems.values()), default=0)
-        self.player.load(self.practice_ctl.player_stems(self.song.stems, n_frames, self.song.sample_rate),
-                         self.song.sample_rate, ready=growing)
+        stems = self.practice_ctl.player_stems(self.song.stems, n_frames, self.song.sample_rate)
+        replace = getattr(self.player, "replace_stems", None)
+        swapped = (swap and growing is None and replace is not None
+                   and replace(stems, self.song.sample_rate))
+        if not swapped:
+            self.player.load(stems, self.song.sample_rate, ready=growing)
         self.link = PlayerLink(self.session, self.monitor, self.player,
                                on_error=lambda text: self.notify(text, "warning", 5000))
-        self.player.seek(position)
+        if not swapped:
+            self.player.seek(position)
 
-    def show_song(self, result: jobs.SongResult, growing=None) -> None:
+    def replace_song(self, result: jobs.SongResult) -> None:
+        """The best-quality stems of the open song (:class:`UpgradeController`): shown in place; playback
+        goes on at the same position; the session (faders, mutes, loop, markers) carries over."""
+        was_playing = self.player.playing
+        had_drums = self.song is not None and "drums" in self.song.stems
+        self.show_song(result, swap=True)
+        if was_playing and not self.player.playing:  # the player could not swap: it reloaded
+            self.player.play()
+        if "drums" in result.stems and not had_drums:  # the beats from the best stems available: the drums
+            if self.practice_ctl.task is not None:
+                self.practice_ctl.task.cancel()
+                self.practice_ctl.task = None
+            self.practice_ctl.estimate_beats()
+
+    def show_song(self, result: jobs.SongResult, growing=None, swap: bool = False) -> None:
         same_song = self.song is not None and self.song.path == result.path
         position = self.player.position if same_song else 0.0
         session = self._new_session(result)
@@ -504,7 +530,7 @@ class MainWindow(QMainWindow):
         names = list(result.stems)
         self.growing = growing
         self.practice_ctl.prepare(result.content_hash)  # the cached beat grid, before the player loads
-        self.attach_player(min(position, result.duration), growing)
+        self.attach_player(min(position, result.duration), growing, swap=swap and same_song)
         page = self.song_page
         page.title.setText(result.title)
         how = (f"loaded from the cache in {result.seconds:.1f} s" if result.from_cache

@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject
 
 from .. import cache as cache_mod
 from ..separation.pipeline import four_stems_available
+from .best_quality import add_best_quality_row
 from .dialogs import Preferences, PreferencesDialog
 from .sing_view import add_input_device_row
 
@@ -53,6 +54,8 @@ class PreferencesController(QObject):
         dialog.accepted.connect(lambda: self.apply(dialog.preferences()))
         dialog.input_combo = add_input_device_row(dialog, w.sing_ctl.device)
         dialog.accepted.connect(lambda: w.sing_ctl.set_device(dialog.input_combo.currentData()))
+        dialog.best_row = add_best_quality_row(dialog, w.settings.best_model, w.start_task)
+        dialog.accepted.connect(lambda: self.apply_best(dialog.best_row))
         self.dialog = dialog
         dialog.open()
         return dialog
@@ -76,6 +79,15 @@ class PreferencesController(QObject):
                    != (old.model, old.niter, old.four_stems, old.four_stem_model))
         if changed and w.song is not None:
             w.start_separation(w.song.path)
+
+    def apply_best(self, row) -> None:
+        """"Best quality" chosen: the open song is upgraded now (when that model is installed)."""
+        if row is None or row.value() == self.w.settings.best_model:
+            return
+        self.w.settings.best_model = row.value()
+        self.w.settings.sync()
+        if self.w.song is not None and not self.w.live:
+            self.w.upgrade_ctl.on_song(self.w.song)
 
     def switch_device(self, device: str | None) -> None:
         """A new player on ``device``; the song, the session's mix and loop and the position carry over."""

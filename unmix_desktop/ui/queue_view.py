@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..library.queue import BatchQueue, QueueItem, collect_audio_files
+from ..separation.settings import SeparationSettings
 from . import jobs
 from .pages import ElidedLabel
 
@@ -119,8 +120,13 @@ class QueueRunner(QObject):
         self.item = item
         self.queue.mark_running(item)
 
+        best = w.upgrade_ctl.best()  # "best quality" chosen: its stems go into the cache too (upgrade_controller)
+        best_request = jobs.SeparationRequest(Path(item.path), best, SeparationSettings()) if best != model else None
+
         def job(report, cancel):
             jobs.run_separation(request, provider, cache, report, cancel)
+            if best_request is not None and best_request.model_name:
+                jobs.run_separation(best_request, provider, cache, report, cancel)
             # the stems are in the cache; nothing big crosses back to the UI
 
         self.task = w.start_task(job, "queue", lambda stage, f: self._on_progress(item, stage, f),

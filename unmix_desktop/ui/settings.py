@@ -67,6 +67,17 @@ class AppSettings:
         self.q.setValue("separation/model", name or "")
 
     @property
+    def best_model(self) -> str | None:
+        """The best-quality model that re-separates each song in the background ("fast first, best
+        later": ui/upgrade_controller.py); ``None``: off."""
+        value = self.q.value("separation/best_model", "")
+        return str(value) or None
+
+    @best_model.setter
+    def best_model(self, name: str | None) -> None:
+        self.q.setValue("separation/best_model", name or "")
+
+    @property
     def niter(self) -> int:
         return _as_int(self.q.value("separation/niter", 1), 1, 0, MAX_NITER)
 
