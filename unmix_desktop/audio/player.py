@@ -667,7 +667,7 @@ class StemPlayer:
                 self._apply_requests(self._engine)
                 if new is None:  # cancelled by load()
                     self._swap_seen = seq
-                elif self._swap_engine(new, target, outdata):
+                elif target is not None and self._swap_engine(new, target, outdata):
                     self._swap_seen = seq
                     self._callbacks += 1
                     return

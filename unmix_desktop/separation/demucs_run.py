@@ -119,7 +119,7 @@ class DemucsSeparator:
         from ..audio.stream import as_source
         from .demucs import stream_demucs
 
-        options = {}
+        options: dict = {}
         if isinstance(audio, np.ndarray):  # the whole-song statistics the reference normalises with
             from .demucs import mix_stats
 

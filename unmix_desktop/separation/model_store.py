@@ -279,8 +279,8 @@ def download_model(name: str, *, root: Path | None = None, base_url: str | None 
     try:
         for url in urls:
             dest = downloads / Path(url).name
-            if dest.is_file() and expected_prefix(dest.name) and \
-                    _sha256_file(dest).hexdigest().startswith(expected_prefix(dest.name)):
+            prefix = expected_prefix(dest.name)
+            if dest.is_file() and prefix and _sha256_file(dest).hexdigest().startswith(prefix):
                 sizes[url] = dest.stat().st_size
                 finished += dest.stat().st_size
                 files.append(dest)
@@ -297,7 +297,7 @@ def download_model(name: str, *, root: Path | None = None, base_url: str | None 
                 got = finished + done
                 fresh = max(0, got - resumed_from)
                 speed = fresh / max(now - start, 1e-3)
-                total = sum(sizes.values()) if all(sizes.values()) else None
+                total = sum(v or 0 for v in sizes.values()) if all(sizes.values()) else None
                 total = total if total and total >= got else None
                 eta = (total - got) / speed if total and speed > 0 else None
                 progress(Progress(Path(url).name, got, total, speed, eta))
@@ -515,8 +515,8 @@ def import_model(paths: list[str | os.PathLike], name: str | None = None, *, roo
     """Register Demucs checkpoints fetched by hand: one ``.th``, several ``.th`` forming a known bag,
     or a bag ``.yaml`` with its ``.th`` files beside it. Each file is verified against the SHA-256
     prefix of its official name and opened with the safe loader before anything is installed."""
-    paths = [Path(p) for p in paths]
-    for p in paths:
+    given = [Path(p) for p in paths]
+    for p in given:
         if not p.is_file():
             raise ModelError(f"{p}: {'is a folder' if p.is_dir() else 'file not found'}")
     if catalogue is None:
@@ -525,17 +525,17 @@ def import_model(paths: list[str | os.PathLike], name: str | None = None, *, roo
         except ImportError:
             catalogue = {}
     bag = None
-    yamls = [p for p in paths if p.suffix in (".yaml", ".yml")]
+    yamls = [p for p in given if p.suffix in (".yaml", ".yml")]
     if yamls:
-        if len(paths) != 1:
+        if len(given) != 1:
             raise ModelError(f"{yamls[0]}: import a bag's .yaml alone (its .th files are found beside it)")
         files, bag = _bag_from_yaml(yamls[0])
         default_name = yamls[0].stem
     else:
-        bad = [p for p in paths if p.suffix != ".th"]
+        bad = [p for p in given if p.suffix != ".th"]
         if bad:
             raise ModelError(f"{bad[0]}: not a Demucs checkpoint (.th) or bag (.yaml)")
-        files = paths
+        files = given
         default_name = _guess_name(files, catalogue) or (signature(files[0].name) or files[0].stem)
         if len(files) > 1:
             known = _guess_name(files, catalogue)
@@ -556,13 +556,13 @@ def import_model(paths: list[str | os.PathLike], name: str | None = None, *, roo
     # open every file with the safe loader before installing: a .th that runs code, or is not Demucs, stops here
     from .demucs import load_demucs
 
-    sources = None
+    sources: list[str] = []
     for f in files:
         model = load_demucs(f)
         sources = sources or list(model.sources)
         if list(model.sources) != sources:
             raise ModelError(f"{f}: its sources {model.sources} differ from the bag's {sources}")
-    card = {"name": name, "description": f"Demucs checkpoint(s) imported from {', '.join(p.name for p in paths)}"}
+    card = {"name": name, "description": f"Demucs checkpoint(s) imported from {', '.join(p.name for p in given)}"}
     folder = install_files(files, name, sources=sources, bag=bag, root=root, card=card, move=False)
     if bag:  # the bag as installed must load too
         try:

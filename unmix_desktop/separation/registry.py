@@ -74,7 +74,7 @@ def _bundle_infos(root: Path, kind: str, broken: list[BrokenModel]) -> list[Mode
             except ModelError as exc:
                 broken.append(BrokenModel(folder.name, str(folder), str(exc)))
                 continue
-            card = meta.get("card") if isinstance(meta.get("card"), dict) else {}
+            card: dict = meta["card"] if isinstance(meta.get("card"), dict) else {}
             infos.append(ModelInfo(folder.name, list(meta["sources"]), folder_size(folder), str(folder), kind,
                                    str(card.get("description", "")), card, family="demucs"))
             continue
