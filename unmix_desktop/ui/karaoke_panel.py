@@ -1,8 +1,10 @@
 """The karaoke part of the song page: the lyrics pane, the melody lane and the Sing strip, and
 the full-screen karaoke view. Wires :class:`.lyrics_view.LyricsController`,
 :class:`.melody_lane.MelodyController` and :class:`.sing_view.SingController` to the window:
-song shown -> bind the session, load lyrics, start the melody job; display tick -> follow the
-player's song position."""
+song shown -> bind the session; lanes built -> read the lyrics (they need no stems: a song opened
+while it separates shows them at once); song drawn -> the melody job (from the vocals: only on the
+whole song, redone on ``song_complete`` when started earlier); display tick -> follow the player's
+song position."""
 
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ class KaraokeController(QObject):
         lay.addWidget(self.melody.lane)
         lay.addWidget(self.sing.panel)
         self._unobserve = None
+        self._lyrics_song = None  # the SongResult whose lyrics were requested
+        window.song_page.tracks.built.connect(self.load_lyrics)
+        window.song_complete.connect(self.melody.on_song_complete)
 
     def install(self, song_page) -> None:
         """Put the karaoke area on ``song_page`` between the lanes and the transport bar."""
@@ -73,6 +78,7 @@ class KaraokeController(QObject):
         self.melody.bind(session)
         self.sing.set_melody(None)
         self.lyrics.bind(session, song.path)
+        self._lyrics_song = None
         if self.view is not None:
             self.view.title, self.view.duration = song.title, song.duration
         self.tick()
@@ -82,8 +88,16 @@ class KaraokeController(QObject):
         (``song_ready``): their first run imports mutagen and onnxruntime, whose loading holds the
         interpreter for a few hundred ms and would stall the window while it builds the lanes."""
         if self.w.song is not None:
-            self.lyrics.load()
+            self.load_lyrics()
             self.melody.start()
+
+    def load_lyrics(self) -> None:
+        """Read the open song's lyrics (once per song shown), as soon as its lanes are built: they
+        need no stems, so they do not wait for the separation or the spectrograms."""
+        song = self.w.song
+        if song is not None and self._lyrics_song is not song:
+            self._lyrics_song = song
+            self.lyrics.load()
 
     def _on_session(self, control: str, value) -> None:
         if control in ("key.semitones", "*"):

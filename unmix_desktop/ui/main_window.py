@@ -112,6 +112,11 @@ def _default_player_factory(device: str | None):
 class MainWindow(QMainWindow):
     song_loaded = Signal()          # stems are in the player, lanes built
     song_ready = Signal()           # ... and the spectrograms are drawn
+    #: The open song's stems are whole (once per song): at show for a finished or cached song, at the
+    #: end of the separation for one opened while it separates. The rule for analyses of the stems
+    #: (melody, chords, ...): one started while :attr:`song_is_complete` is false is provisional
+    #: (not cached) and is redone on this signal.
+    song_complete = Signal()
     separation_failed = Signal(str)
     separation_cancelled = Signal()
 
@@ -376,6 +381,11 @@ class MainWindow(QMainWindow):
             self.show_empty()
 
     @property
+    def song_is_complete(self) -> bool:
+        """A song is open and its stems are final (see :attr:`song_complete`)."""
+        return self.song is not None and not self.live
+
+    @property
     def live(self) -> bool:
         """The open song is still being separated while it plays."""
         return self.song is not None and self.growing is not None and not self.growing.complete
@@ -397,12 +407,16 @@ class MainWindow(QMainWindow):
             self.player.stop()
             self.song = None
             self.transport_ctl.timer.stop()
+            if self.export_dialog is not None and self.export_dialog.pending is not None:
+                self.export_dialog.stems_lost("the separation of this song stopped before the end")
         self.growing = None
 
     def _on_sep_done(self, result: jobs.SongResult) -> None:
         self.settings.add_recent(result.path)
         live = self.growing is not None and self.song is not None and self.song.path == result.path
         self.growing = None
+        if live and self.export_dialog is not None and self.export_dialog.pending is not None:
+            self.export_dialog.stems_complete(result.stems)  # an export waiting for the whole stems
         if live and list(result.stems) == list(self.song.stems):
             # the player already plays these buffers: keep playing, draw the spectrograms now
             self.song = result
@@ -411,6 +425,7 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"{result.path.name}: separated in {result.seconds:.1f} s")
             self.song_page.tracks.set_ready(None)
             self.spec_ctl.start()
+            self.song_complete.emit()
             return
         was_playing = live and self.player.playing
         self.show_song(result)
@@ -511,6 +526,8 @@ class MainWindow(QMainWindow):
         self.transport_ctl.timer.start()
         self.transport_ctl.tick()
         self.song_loaded.emit()
+        if growing is None:
+            self.song_complete.emit()
 
     def apply_preset(self, key: str) -> None:
         if self.session is None:
@@ -539,10 +556,15 @@ class MainWindow(QMainWindow):
                               self.settings.output_format, choices=self.settings.export_choices,
                               open_url=self.open_url, on_finished=self._on_exported,
                               on_choices=self._remember_export_choices, stretch=self.practice_ctl.stretch,
-                              parent=self)
+                              pending=self._separated_fraction if self.live else None, parent=self)
         self.export_dialog = dialog
         dialog.open()
         return dialog
+
+    def _separated_fraction(self) -> float | None:
+        """The share of the open song separated so far; ``None`` once its stems are whole."""
+        growing = self.growing
+        return growing.fraction if self.live and growing is not None else None
 
     def _remember_export_choices(self, choices: dict) -> None:
         self.settings.export_choices = choices

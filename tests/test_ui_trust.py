@@ -1,0 +1,152 @@
+"""Issue 21, section 4 ("what the new user hit"), on the real window (pytest-qt offscreen, tiny models):
+a song opened while it separates (export waits for the stems; beats, lyrics at once; analyses of the
+stems redone on the whole song), one tempo in the window and `unmix beats`, the cache clear confirmed,
+Preferences and four stems, small windows, and the smaller items."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("pytestqt")
+
+from test_beats import groove
+from test_ui import WAIT_MS, Harness
+
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.separation.base import SpectrogramModel
+
+SR = 44100
+
+
+class GatedModel(SpectrogramModel):
+    """A tiny real network that separates the first window, then holds every later one until
+    ``gate`` is set: the test decides when the separation may end (no race with the clock)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.targets = list(inner.targets)
+        self.card = {"name": "gated", "description": "tiny network, held by the test"}
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def forward(self, mag):
+        self.calls += 1
+        if self.calls > 1:
+            self.gate.wait(WAIT_MS / 1000)
+        return self.inner(mag)
+
+
+@pytest.fixture
+def gated(qtbot, tmp_path, tiny_umx):
+    """The window over a gated model, 2-s windows (a 16-s song is several windows)."""
+    model = GatedModel(tiny_umx)
+    h = Harness(qtbot, tmp_path, model, window_s=2.0, overlap_s=0.5)
+    h.model = model
+    yield h
+    model.gate.set()
+    h.window.close()
+
+
+def _groove_song(tmp_path, bpm=110.0, seconds=16.0, name="Groove.wav"):
+    path = tmp_path / name
+    save_audio(path, groove(bpm, seconds=seconds, seed=7)["mix"], subtype="FLOAT")
+    return path
+
+
+def _cli_bpm(path) -> str:
+    r = subprocess.run([sys.executable, "-m", "unmix_desktop.cli", "beats", str(path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# a song opened while it separates
+# ---------------------------------------------------------------------------------------------
+
+def test_a_song_opened_while_separating_has_its_whole_beat_grid_lyrics_at_once_and_the_cli_tempo(
+        gated, tmp_path):
+    """Before: the grid was estimated on the stems as far as they were separated (21 beats ending at
+    10.3 s on a 2:46 song) and cached so; the lyrics said "Looking for lyrics…" until the end of the
+    separation; the window's BPM (first seconds) differed from `unmix beats` (whole song)."""
+    path = _groove_song(tmp_path)
+    path.with_suffix(".lrc").write_text("[00:00.50]first line\n[00:04.00]second line\n", "utf-8")
+    h, w = gated, gated.window
+    h.drop(path)
+    h.qtbot.waitUntil(lambda: w.page == "song" and w.live, timeout=WAIT_MS)
+    # the lyrics need no stems: shown while the separation is held
+    h.qtbot.waitUntil(lambda: w.lyrics_ctl.lyrics is not None, timeout=WAIT_MS)
+    assert w.live and not w.song_is_complete
+    assert "first line" in [line.text for line in w.lyrics_ctl.lyrics.lines]
+    # the beat grid covers the whole song, while it separates
+    h.qtbot.waitUntil(lambda: w.practice_ctl.grid is not None, timeout=WAIT_MS)
+    assert w.live
+    grid = w.practice_ctl.grid
+    assert grid.beats[-1] > 14.5 and len(grid.beats) >= 26, grid.beats[-3:]
+    # one answer: the window's BPM is `unmix beats`' (the same code path on the same song)
+    assert _cli_bpm(path) == f"{grid.bpm:.1f} BPM" == w.practice_ctl.bar.bpm_label.text()
+    assert abs(grid.bpm - 110) < 1
+    # the melody (from the vocals stem) waits for the whole song
+    w.melody_ctl.start()
+    assert w.melody_ctl.pending and w.melody_ctl.task is None
+    assert "separation" in w.melody_ctl.lane.message
+    with h.qtbot.waitSignal(w.song_complete, timeout=WAIT_MS):
+        h.model.gate.set()
+    assert w.song_is_complete and not w.melody_ctl.pending
+    assert w.melody_ctl.task is not None or w.melody_ctl.contour is not None
+
+
+def test_export_during_separation_waits_for_the_whole_stems(gated, tmp_path):
+    """Before: Export stayed enabled while the song separated and wrote the stems at full length with
+    digital silence for the unseparated part, then said "Wrote 2 files"."""
+    path = _groove_song(tmp_path, seconds=12.0)
+    h, w = gated, gated.window
+    h.settings.export_choices = {"stems": True, "karaoke": False, "mix": False, "open_folder": False}
+    h.drop(path)
+    h.qtbot.waitUntil(lambda: w.page == "song" and w.live, timeout=WAIT_MS)
+    out = tmp_path / "out"
+    out.mkdir()
+    dialog = w.show_export()
+    dialog.folder_edit.setText(str(out))
+    assert "still being separated" in dialog.plan_label.text()
+    dialog.export_button.click()
+    assert dialog.waiting and dialog.task is None and not dialog.export_button.isEnabled()
+    assert "Waiting for the separation" in dialog.status.text() and "% of the song is ready" in dialog.status.text()
+    assert 0 < dialog.progress.value() < 1000
+    assert not any(out.rglob("*.wav"))  # nothing written while the stems are incomplete
+    h.model.gate.set()
+    h.qtbot.waitUntil(lambda: len(dialog.written) == 2, timeout=WAIT_MS)
+    assert "Wrote 2 files" in dialog.status.text() and not w.live
+    for name in ("vocals", "accompaniment"):
+        audio, sr = sf.read(out / "Groove - stems" / f"{name}.wav", dtype="float32")
+        final = w.song.stems[name]
+        assert audio.shape == final.shape
+        np.testing.assert_allclose(audio, final, atol=2e-4)  # 16-bit
+        tail = audio[-2 * SR:]
+        assert np.abs(tail).max() > 1e-3  # the end of the song, not silence
+    dialog.close()
+
+
+def test_export_waiting_when_the_separation_is_cancelled_writes_nothing(gated, tmp_path):
+    path = _groove_song(tmp_path, seconds=12.0)
+    h, w = gated, gated.window
+    h.drop(path)
+    h.qtbot.waitUntil(lambda: w.page == "song" and w.live, timeout=WAIT_MS)
+    out = tmp_path / "out"
+    out.mkdir()
+    dialog = w.show_export()
+    dialog.folder_edit.setText(str(out))
+    dialog.export_button.click()
+    assert dialog.waiting
+    w.cancel_separation()
+    assert not dialog.waiting and dialog.task is None and dialog.written == []
+    assert "Nothing was exported" in dialog.status.text() and not dialog.export_button.isEnabled()
+    assert not any(out.rglob("*"))
+    dialog.close()
