@@ -244,7 +244,10 @@ def test_reopen_is_a_cache_hit_and_cache_can_be_cleared(harness, song_path):
     # File menu shows the cache size; the action empties it
     w._update_cache_action()
     assert "MB" in w.clear_cache_action.text() or "KB" in w.clear_cache_action.text()
-    w.clear_cache_action.trigger()
+    w.clear_cache_action.trigger()  # asks first (issue 21)
+    box = w.confirm_box
+    assert box.isVisible() and "1 separated song" in box.text()
+    next(b for b in box.buttons() if b.text() == "Delete Stems").click()
     assert harness.cache.size_bytes() == 0
     assert "Cleared" in w.last_notice[1]
 

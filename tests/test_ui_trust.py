@@ -150,3 +150,47 @@ def test_export_waiting_when_the_separation_is_cancelled_writes_nothing(gated, t
     assert "Nothing was exported" in dialog.status.text() and not dialog.export_button.isEnabled()
     assert not any(out.rglob("*"))
     dialog.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# File -> Clear Separation Cache
+# ---------------------------------------------------------------------------------------------
+
+def test_clear_cache_asks_with_count_and_size_keeps_foreign_files_and_the_library_follows(harness, tmp_path):
+    """Before: one click deleted everything in the cache folder (995 MB, the whole library), without a
+    question; after a clear and a new separation the library still said "0 separated songs"."""
+    from unmix_desktop.cache import format_bytes
+
+    h, w = harness, harness.window
+    songs = []
+    for i in range(2):
+        path = tmp_path / f"Song {i}.wav"
+        save_audio(path, groove(100 + 10 * i, seconds=3.0, seed=i)["mix"], subtype="FLOAT")
+        songs.append(path)
+        h.drop_and_wait(path)
+    mine = h.cache.root / "my notes.txt"  # not the app's: never deleted
+    mine.write_text("keep me")
+    (h.cache.root / "my folder").mkdir()
+    n, size = h.cache.clearable()
+    assert n == 2 and size > 0
+    w.library_ctl.show_library()
+    h.qtbot.waitUntil(lambda: w.library_ctl.view.status.text() == "2 separated songs", timeout=WAIT_MS)
+
+    w.clear_cache_action.trigger()
+    box = w.confirm_box
+    assert box.isVisible() and f"2 separated songs ({format_bytes(size)})" in box.text()
+    assert box.defaultButton() is box.button(box.StandardButton.Cancel)
+    box.button(box.StandardButton.Cancel).click()  # nothing happens
+    assert h.cache.clearable()[0] == 2 and h.cache.clearable()[1] >= size  # (+ melody files written meanwhile)
+
+    w.clear_cache_action.trigger()
+    box = w.confirm_box
+    next(b for b in box.buttons() if b.text() == "Delete Stems").click()
+    assert h.cache.clearable() == (0, 0) and h.cache.entries() == []
+    assert mine.read_text() == "keep me" and (h.cache.root / "my folder").is_dir()
+    assert "Cleared" in w.last_notice[1]
+    h.qtbot.waitUntil(lambda: w.library_ctl.view.status.text() == "0 separated songs", timeout=WAIT_MS)
+    # a new separation shows up in the library that is open
+    h.drop_and_wait(songs[0])
+    assert not w.song.from_cache
+    h.qtbot.waitUntil(lambda: w.library_ctl.view.status.text() == "1 separated song", timeout=WAIT_MS)

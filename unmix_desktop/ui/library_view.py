@@ -194,6 +194,7 @@ class LibraryController(QObject):
         self.runner.item_finished.connect(self._on_item_finished)
         for signal in (window.sep_ctl.done, window.sep_ctl.failed, window.sep_ctl.cancelled):
             signal.connect(lambda *_: QTimer.singleShot(0, self.runner.pump))
+        window.sep_ctl.done.connect(lambda result: self.changed())  # a new song in the library
         self.dock.visibilityChanged.connect(lambda _: self._maybe_scan())
         if self.runner.queue.load_error:
             window.status_label.setText(self.runner.queue.load_error)
@@ -243,6 +244,11 @@ class LibraryController(QObject):
         return self.scan_task
 
     def _on_item_finished(self, item_id: int, state: str) -> None:
+        self.changed()
+
+    def changed(self) -> None:
+        """The cache changed (a song separated in the window or the queue, the cache cleared): read
+        the library again now when it is shown, else when it is next shown."""
         self._dirty = True
         self._maybe_scan()
 

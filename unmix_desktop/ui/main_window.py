@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QToolButton,
     QVBoxLayout,
@@ -580,17 +581,38 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Exported {len(written)} file(s) to {folder}")
 
     def update_cache_action(self) -> None:
-        size = self.stem_cache.size_bytes()
+        size = self.stem_cache.clearable()[1]
         self.actions_.clear_cache.setText(f"Clear Separation Cache ({cache_mod.format_bytes(size)})")
         self.actions_.clear_cache.setEnabled(size > 0)
 
     _update_cache_action = update_cache_action
 
-    def clear_cache(self) -> str:
+    def clear_cache(self, confirm: bool = True) -> str:
+        """File → Clear Separation Cache: asks first, naming how many songs and how many bytes go (the
+        whole library); deletes only the cache's own entries. Returns what it did or asks."""
+        songs, size = self.stem_cache.clearable()
+        if not size:
+            text = "The separation cache is empty."
+            self.notify(text, "info", 5000)
+            self.update_cache_action()
+            return text
+        if confirm:
+            what = f"{songs} separated song{'s' if songs != 1 else ''} ({cache_mod.format_bytes(size)})"
+            box = QMessageBox(QMessageBox.Icon.Warning, "Clear Separation Cache",
+                              f"Delete the stems of {what}?", QMessageBox.StandardButton.Cancel, self)
+            box.setInformativeText("The library will be empty and each song is separated again when you open it. "
+                                   "The song files, your mixes and markers are kept.")
+            delete = box.addButton("Delete Stems", QMessageBox.ButtonRole.DestructiveRole)
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.buttonClicked.connect(lambda b: self.clear_cache(confirm=False) if b is delete else None)
+            self.confirm_box = box
+            box.open()
+            return f"Asked to delete {what}"
         freed = self.stem_cache.clear()
         text = f"Cleared {cache_mod.format_bytes(freed)} of cached stems."
         self.notify(text, "info", 5000)
         self.update_cache_action()
+        self.library_ctl.changed()
         return text
 
     def show_about(self) -> AboutDialog:
