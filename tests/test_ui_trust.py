@@ -194,3 +194,140 @@ def test_clear_cache_asks_with_count_and_size_keeps_foreign_files_and_the_librar
     h.drop_and_wait(songs[0])
     assert not w.song.from_cache
     h.qtbot.waitUntil(lambda: w.library_ctl.view.status.text() == "1 separated song", timeout=WAIT_MS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preferences and four stems; Separate Again
+# ---------------------------------------------------------------------------------------------
+
+def test_preferences_keep_the_four_stem_choice_and_switching_plays_on_at_the_same_position(harness, song_path):
+    """Before: the Stems box showed "Model's stems" while 4 stems were active (any OK went back to 2),
+    and switching to 4 stems paused the song, covered the window with the progress card and did not
+    resume."""
+    h, w = harness, harness.window
+    h.drop_and_wait(song_path)
+    w.seek(2.0)
+    w.player.play()
+    d = w.show_preferences()
+    d.stems_combo.setCurrentIndex(d.stems_combo.findText("4 stems (drums/bass/other estimated)"))
+    with h.qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        d.accept()
+        assert w.page == "song" and w.player.playing  # no progress card, the song plays on
+        assert w.sep_task is not None and "again" in w.status_label.text()
+    assert list(w.song.stems) == ["vocals", "drums", "bass", "other"]
+    assert w.player.playing and w.page == "song"
+    assert w.player.position == pytest.approx(2.0, abs=0.05)
+    assert h.settings.four_stems
+    h.wait_song()
+    # Preferences show the 4-stem choice; OK without a change keeps it and separates nothing
+    d = w.show_preferences()
+    assert d.stems_combo.currentText() == "4 stems (drums/bass/other estimated)"
+    d.accept()
+    assert h.settings.four_stems and w.sep_task is None
+    d = w.show_preferences()
+    d.stems_combo.setCurrentIndex(d.stems_combo.findText("4 stems (learned splitter: umx-synth4)"))
+    pref = d.preferences()
+    d.reject()
+    assert pref.four_stems and pref.four_stem_model == "umx-synth4"
+    h.settings.four_stem_model = "umx-synth4"
+    d = w.show_preferences()
+    assert d.stems_combo.currentText() == "4 stems (learned splitter: umx-synth4)"
+    d.reject()
+
+
+def test_separate_again_bypasses_the_cache_and_plays_on(harness, song_path):
+    """Before: Ctrl+R "Separate Again" loaded the same stems from the cache."""
+    h, w = harness, harness.window
+    h.drop_and_wait(song_path)
+    h.drop_and_wait(song_path)
+    assert w.song.from_cache
+    w.seek(1.0)
+    w.player.play()
+    with h.qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        w.actions_.reseparate.trigger()
+        assert w.page == "song" and w.player.playing
+    assert not w.song.from_cache and w.song.separation_seconds > 0
+    assert "separated in" in w.song_page.info.text()
+    assert w.player.playing and w.player.position == pytest.approx(1.0, abs=0.05)
+    h.wait_song()
+
+
+# ---------------------------------------------------------------------------------------------
+# small windows
+# ---------------------------------------------------------------------------------------------
+
+SIZES = ((1600, 1000), (900, 600), (640, 400))
+
+
+def _shoot(h, name: str) -> None:
+    """Save the window as PNG under $UNMIX_SCREENSHOTS (for looking at them), when set."""
+    import os
+
+    folder = os.environ.get("UNMIX_SCREENSHOTS")
+    if folder:
+        h.window.grab().save(os.path.join(folder, name))
+
+
+def _settle(h, size) -> None:
+    w = h.window
+    w.resize(*size)
+    for _ in range(5):
+        h.qtbot.wait(30)
+    assert (w.width(), w.height()) == size
+
+
+def _inside(widget, window) -> bool:
+    """The widget is visible and wholly inside the window's client area."""
+    from PySide6.QtCore import QPoint, QRect
+
+    top_left = widget.mapTo(window, QPoint(0, 0))
+    return widget.isVisible() and QRect(QPoint(0, 0), window.size()).contains(QRect(top_left, widget.size()))
+
+
+def _check_page(w) -> None:
+    """Nothing on the window squeezed: the time beside the seek bar, no button text cut to "…"."""
+    from PySide6.QtWidgets import QAbstractButton
+
+    bar = w.song_page.transport
+    if w.centralWidget().isVisible():
+        time_rect = bar.time_label.geometry().translated(bar.time_label.parentWidget().mapTo(bar, bar.rect().topLeft()))
+        seek_rect = bar.seek.geometry().translated(bar.seek.parentWidget().mapTo(bar, bar.rect().topLeft()))
+        assert not time_rect.intersects(seek_rect), (time_rect, seek_rect)
+        assert bar.time_label.width() >= bar.time_label.sizeHint().width()
+        assert bar.seek.width() >= 120
+    for b in w.findChildren(QAbstractButton):
+        if b.isVisible() and b.text() and w.isAncestorOf(b) and b.objectName() != "qt_dockwidget_closebutton":
+            assert b.width() >= b.fontMetrics().horizontalAdvance(b.text()), (b.text(), b.width())
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_small_windows_keep_time_buttons_panel_and_lyrics(harness, song_path, size):
+    """Before, at 900x600 with the Songs panel open: the time overlapped the seek bar, buttons shrank to
+    "…", the panel and its close button were cut off and nothing hid the panel again; below ~900x600 the
+    lyrics pane disappeared even for a song with lyrics."""
+    song_path.with_suffix(".lrc").write_text("[00:00.50]a line to sing\n[00:02.00]the next one\n", "utf-8")
+    h, w = harness, harness.window
+    h.drop_and_wait(song_path)
+    h.qtbot.waitUntil(lambda: w.lyrics_ctl.lyrics is not None, timeout=WAIT_MS)
+    w.library_ctl.show_library()
+    _settle(h, size)
+    _shoot(h, f"songs-panel-{size[0]}x{size[1]}.png")
+    # the panel, with its close button, inside the window: beside the song page when both fit, else alone
+    dock = w.library_ctl.dock
+    assert _inside(dock, w)
+    assert w.centralWidget().isVisible() == (size[0] >= 1100)
+    _check_page(w)
+    # a menu item and a shortcut hide it again
+    assert w.actions_.hide_panel.shortcut().toString() == "Ctrl+Shift+B"
+    w.actions_.hide_panel.trigger()
+    assert not dock.isVisible()
+    _settle(h, size)
+    _shoot(h, f"song-{size[0]}x{size[1]}.png")
+    assert w.centralWidget().isVisible()
+    _check_page(w)
+    # the lyrics have their room at every size
+    pane = w.lyrics_ctl.pane
+    assert _inside(pane, w) and pane.canvas.height() >= 40
+    w.seek(0.6)
+    w.karaoke_ctl.tick()
+    assert pane.canvas.current_text() == "a line to sing"

@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 
 FULL_SCREEN_KEY = "F11"
 LYRICS_H, LANE_H = 128, 130
-#: Song-page heights below which the melody lane, then the whole karaoke area, are hidden (a
-#: small window keeps its lanes and transport usable; the full-screen view still works).
+COMPACT_LYRICS_H = 52
+COMPACT_LANES_H = 36
+#: Song-page heights below which the melody lane, then the Sing strip, are hidden and the lyrics
+#: pane becomes a compact strip (current and next line; shown only when the song has lyrics): a
+#: small window keeps its lanes and transport usable and the lyrics, which karaoke needs most.
 LANE_MIN_PAGE_H = 640
-AREA_MIN_PAGE_H = 600  # below it the stem strips and lanes need the room (900x600 and smaller)
+AREA_MIN_PAGE_H = 600  # below it: the compact lyrics strip (900x600 and smaller)
 
 
 class KaraokeController(QObject):
@@ -52,12 +55,15 @@ class KaraokeController(QObject):
         self._unobserve = None
         self._lyrics_song = None  # the SongResult whose lyrics were requested
         window.song_page.tracks.built.connect(self.load_lyrics)
+        self._page = None
+        self.lyrics.changed.connect(lambda: self.fit(self._page.height()) if self._page is not None else None)
         window.song_complete.connect(self.melody.on_song_complete)
 
     def install(self, song_page) -> None:
         """Put the karaoke area on ``song_page`` between the lanes and the transport bar."""
         layout = song_page.layout()
         layout.insertWidget(layout.indexOf(song_page.transport), self.area)
+        self._page = song_page
         song_page.installEventFilter(self)
         self.fit(song_page.height())
 
@@ -68,8 +74,15 @@ class KaraokeController(QObject):
 
     def fit(self, page_height: int) -> None:
         """Show what fits a song page ``page_height`` pixels high."""
-        self.area.setVisible(page_height >= AREA_MIN_PAGE_H)
+        compact = page_height < AREA_MIN_PAGE_H
+        self.area.setVisible(not compact or self.lyrics.lyrics is not None)
+        self.lyrics.pane.set_compact(compact)
+        self.lyrics.pane.setFixedHeight(COMPACT_LYRICS_H if compact else LYRICS_H)
+        self.sing.panel.setVisible(not compact)
         self.melody.lane.setVisible(page_height >= LANE_MIN_PAGE_H)
+        if self._page is not None:  # the lanes scroll: in a low window they give the lyrics their room
+            self._page.scroll.setMinimumHeight(COMPACT_LANES_H if compact else 0)
+            self._page.layout().setSpacing(4 if compact else 8)
 
     def show_song(self, session, song) -> None:
         if self._unobserve is not None:

