@@ -331,3 +331,149 @@ def test_small_windows_keep_time_buttons_panel_and_lyrics(harness, song_path, si
     w.seek(0.6)
     w.karaoke_ctl.tick()
     assert pane.canvas.current_text() == "a line to sing"
+
+
+# ---------------------------------------------------------------------------------------------
+# smaller items
+# ---------------------------------------------------------------------------------------------
+
+def test_cached_and_library_songs_start_playing_like_new_ones(harness, song_path):
+    """Before: a song separated while playing started at once, one from the cache or the library did not."""
+    h, w = harness, harness.window
+    h.drop_and_wait(song_path)
+    assert w.player.playing  # a new song
+    w.player.pause()
+    other = song_path.with_name("Other.wav")
+    save_audio(other, groove(120, seconds=3.0)["mix"], subtype="FLOAT")
+    h.drop_and_wait(other)
+    w.player.pause()
+    h.drop_and_wait(song_path)  # from the cache
+    assert w.song.from_cache and w.player.playing
+    w.player.pause()
+    w.library_ctl.show_library()
+    h.qtbot.waitUntil(lambda: len(w.library_ctl.view.shown) == 2, timeout=WAIT_MS)
+    entry = next(e for e in w.library_ctl.view.shown if e.title == "Other")
+    with h.qtbot.waitSignal(w.library_ctl.opened, timeout=WAIT_MS):
+        w.library_ctl.open_entry(entry)
+    assert w.song.path.name == "Other.wav" and w.player.playing
+    h.wait_song()
+
+
+def test_sing_is_disabled_from_the_start_without_a_microphone_and_null_is_no_microphone(
+        qtbot, tmp_path, tiny_umx, monkeypatch):
+    """Before: the Sing button looked enabled until clicked; ALSA's null capture device counted as one."""
+    from unmix_desktop.audio import mic as mic_mod
+    from unmix_desktop.audio.mic import NO_INPUT, Microphone
+    from unmix_desktop.audio.player import StemPlayer
+    from unmix_desktop.cache import StemCache
+    from unmix_desktop.ui.main_window import MainWindow
+    from unmix_desktop.ui.settings import AppSettings
+
+    w = MainWindow(settings=AppSettings(tmp_path / "s.ini"), model_loader=lambda name: tiny_umx,
+                   models=[("tiny", "")], default_model="tiny",
+                   player_factory=lambda d: StemPlayer(device=d, open_stream=False),
+                   stem_cache=StemCache(tmp_path / "cache"), mic_factory=lambda d: Microphone(device="no such mic"))
+    qtbot.addWidget(w)
+    panel = w.sing_ctl.panel
+    assert not panel.button.isEnabled() and "Microphone unavailable" in panel.reason.text()
+    w.close()
+    # the null device is not listed as a microphone; with nothing else there is no input
+    monkeypatch.setattr(mic_mod, "list_devices", lambda kind: [(0, "null, ALSA"), (3, "USB Mic, ALSA")])
+    assert mic_mod.list_input_devices() == [(3, "USB Mic, ALSA")]
+    monkeypatch.setattr(mic_mod, "list_devices", lambda kind: [(0, "null, ALSA")])
+    assert mic_mod.list_input_devices() == []
+    sd, _ = mic_mod._sounddevice()
+    if sd is not None:
+        assert Microphone().unavailable_reason == NO_INPUT
+
+
+def test_about_shows_the_scores_as_a_table_with_the_readme_numbers():
+    """Before: the scores were a raw Python dict, with numbers that differed from the README."""
+    import re
+    from pathlib import Path
+
+    from unmix_desktop.separation.spleeter import CARD
+    from unmix_desktop.ui.dialogs import about_html, score_rows
+
+    page = about_html("spleeter-2stems", CARD)
+    assert "{" not in page and "'vocals'" not in page
+    rows = score_rows(CARD["scores"])
+    assert rows and all(" dB" in text for _, text in rows)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("| `spleeter-2stems`"))
+    readme_numbers = set(re.findall(r"\d+\.\d\d", line))
+    card_numbers = {f"{v:.2f}" for scores in CARD["scores"].values() for v in scores.values()}
+    assert card_numbers <= readme_numbers, (card_numbers, readme_numbers)
+    for n in card_numbers:
+        assert f"{n} dB" in page
+    # the evaluation runner's nested form (open-unmix bundles): SDR of "ours" only, oracles left out
+    nested = {"dev": {"tracks": 1, "median": {"ours": {"vocals": {"SDR": 2.1698, "SIR": 13.1}}}},
+              "dev_oracles": {"tracks": 1, "median": {"IBM": {"vocals": {"SDR": 13.9}}}}}
+    assert score_rows(nested) == [("dev (1 track)", "vocals 2.17 dB")]
+
+
+def test_export_dialog_forgets_the_last_result_when_the_choice_changes(harness, song_path, tmp_path):
+    """Before: "Wrote 2 files" and a full progress bar stayed while a new export was being chosen."""
+    h, w = harness, harness.window
+    h.drop_and_wait(song_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    dialog = w.show_export()
+    dialog.folder_edit.setText(str(out))
+    dialog.open_check.setChecked(False)
+    dialog.start_export()
+    h.qtbot.waitUntil(lambda: bool(dialog.written), timeout=WAIT_MS)
+    assert "Wrote" in dialog.status.text() and dialog.progress.value() == 1000
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("flac"))
+    assert dialog.status.text() == "" and dialog.progress.value() == 0 and not dialog.open_button.isVisible()
+    dialog.close()
+
+
+def test_unchecked_checkboxes_draw_a_box():
+    """Before: the dark style sheet left unchecked boxes without a visible indicator."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QApplication, QCheckBox
+
+    from unmix_desktop.ui import theme
+
+    theme.apply_theme(QApplication.instance())
+    box = QCheckBox("an option")
+    box.setChecked(False)
+    box.resize(box.sizeHint())
+    img = box.grab().toImage()
+    border = QColor(theme.CHECK_BORDER)
+    hits = sum(1 for x in range(min(img.width(), 30)) for y in range(img.height())
+               if abs(img.pixelColor(x, y).red() - border.red()) < 12
+               and abs(img.pixelColor(x, y).green() - border.green()) < 12
+               and abs(img.pixelColor(x, y).blue() - border.blue()) < 12)
+    assert hits >= 20  # the indicator's outline
+
+
+def test_f1_lists_every_shortcut_of_the_window(harness):
+    """Before: the F1 list was written by hand and missed F11, Ctrl+Shift+O/U/L/S, Ctrl+Alt+Left/Right, Ctrl+Q."""
+    from PySide6.QtGui import QKeySequence
+
+    w = harness.window
+    dialog = w.show_shortcuts()
+    keys = {k for k, _ in dialog.rows}
+    native = {a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+              for a in w.actions_.shortcuts.values() if not a.text().startswith(("Solo stem", "Mute stem"))}
+    assert native <= keys
+    for key in ("F11", "Ctrl+Shift+O", "Ctrl+Shift+U", "Ctrl+Shift+L", "Ctrl+Shift+S", "Ctrl+Alt+Left",
+                "Ctrl+Alt+Right", "Ctrl+Q", "F1", "Ctrl+Shift+B"):
+        assert QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText) in keys, key
+    assert ("1 … 9", "Solo stem 1 … 9 (toggle)") in dialog.rows
+    dialog.close()
+
+
+def test_the_playhead_passes_behind_marker_labels(harness, song_path):
+    """Before: the playhead (drawn on top) crossed out the marker labels."""
+    h, w = harness, harness.window
+    h.drop_and_wait(song_path)
+    w.seek(1.0)
+    w.practice_ctl.add_marker("Chorus")
+    lane = w.song_page.tracks.lanes["mixture"]
+    line = lane.marker_items[0]
+    assert line.label is not None and line.label.format == "Chorus"
+    assert lane.playhead.zValue() < line.zValue()
+    assert line.label.fill.color().alpha() == 255  # an opaque background behind the text

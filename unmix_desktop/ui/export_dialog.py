@@ -161,6 +161,12 @@ class ExportDialog(QDialog):
         self.folder_edit.textChanged.connect(self._update_plan)
         for c in (self.stems_check, self.karaoke_check, self.mix_check, self.open_check):
             c.toggled.connect(self._choices_changed)
+        # a new choice after an export: the last export's result text, progress and button go
+        for c in (self.stems_check, self.karaoke_check, self.mix_check):
+            c.toggled.connect(self._clear_result)
+        self.format_combo.currentIndexChanged.connect(self._clear_result)
+        self.rate_combo.currentIndexChanged.connect(self._clear_result)
+        self.folder_edit.textChanged.connect(self._clear_result)
         self.format_combo.currentIndexChanged.connect(self._choices_changed)
         self.rate_combo.currentIndexChanged.connect(self._choices_changed)
         self.folder_edit.editingFinished.connect(self._choices_changed)
@@ -214,6 +220,13 @@ class ExportDialog(QDialog):
         return ExportRequest(self.folder, self.stems, self.source_path, self.title, self.fmt,
                              self.stems_check.isChecked(), self.karaoke_check.isChecked(),
                              self.mix_check.isChecked(), state, stretch, self.rate)
+
+    def _clear_result(self, *_) -> None:
+        if (self.task is None or not self.task.running) and not self.waiting and self.lost is None:
+            self.status.setText("")
+            self.status.setStyleSheet("")
+            self.progress.setValue(0)
+            self.open_button.setVisible(False)
 
     def ready_fraction(self) -> float | None:
         """The share of the song separated so far, ``None`` when the stems are whole."""

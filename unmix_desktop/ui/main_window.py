@@ -43,7 +43,7 @@ from ..separation.settings import SeparationSettings
 from ..session import Monitor, PlayerLink, Session, SessionStore
 from . import jobs, theme
 from .actions import WindowActions
-from .dialogs import AboutDialog, ShortcutsDialog
+from .dialogs import AboutDialog, ShortcutsDialog, shortcut_rows
 from .export_dialog import ExportDialog
 from .karaoke_panel import KaraokeController
 from .library_view import LibraryController
@@ -403,7 +403,12 @@ class MainWindow(QMainWindow):
         if not self.sep_ctl.accept_live(partial, growing) or self.sep_ctl.in_place:
             return  # (separating the open song again: the whole old one plays until the new one is done)
         self.show_song(partial, growing)
-        if getattr(self.player, "available", False):
+        self.autoplay()
+
+    def autoplay(self) -> None:
+        """The one rule for a song that opens (separated now, while separating, from the cache or the
+        library): it starts playing, when there is an output."""
+        if getattr(self.player, "available", False) and not self.player.playing:
             try:
                 self.player.play()
             except Exception as exc:  # noqa: BLE001 - PlayerError: the device refused
@@ -537,6 +542,8 @@ class MainWindow(QMainWindow):
         self.song_loaded.emit()
         if growing is None:
             self.song_complete.emit()
+        if not same_song:
+            self.autoplay()  # (the same song shown again, e.g. 2 -> 4 stems: its caller resumes it)
 
     def apply_preset(self, key: str) -> None:
         if self.session is None:
@@ -637,7 +644,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        dialog = ShortcutsDialog(self)
+        dialog = ShortcutsDialog(shortcut_rows(self.actions_.shortcuts), self)
         self.shortcuts_dialog = dialog
         dialog.open()
         return dialog
