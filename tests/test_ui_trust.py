@@ -341,15 +341,12 @@ def test_cached_and_library_songs_start_playing_like_new_ones(harness, song_path
     """Before: a song separated while playing started at once, one from the cache or the library did not."""
     h, w = harness, harness.window
     h.drop_and_wait(song_path)
-    assert w.player.playing  # a new song
-    w.player.pause()
+    assert h.opened_playing  # a new song (the harness pauses it after)
     other = song_path.with_name("Other.wav")
     save_audio(other, groove(120, seconds=3.0)["mix"], subtype="FLOAT")
     h.drop_and_wait(other)
-    w.player.pause()
     h.drop_and_wait(song_path)  # from the cache
-    assert w.song.from_cache and w.player.playing
-    w.player.pause()
+    assert w.song.from_cache and h.opened_playing
     w.library_ctl.show_library()
     h.qtbot.waitUntil(lambda: len(w.library_ctl.view.shown) == 2, timeout=WAIT_MS)
     entry = next(e for e in w.library_ctl.view.shown if e.title == "Other")
@@ -357,6 +354,7 @@ def test_cached_and_library_songs_start_playing_like_new_ones(harness, song_path
         w.library_ctl.open_entry(entry)
     assert w.song.path.name == "Other.wav" and w.player.playing
     h.wait_song()
+    assert h.opened_playing
 
 
 def test_sing_is_disabled_from_the_start_without_a_microphone_and_null_is_no_microphone(
