@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         self.prefs_ctl = PreferencesController(self)
         self.spec_ctl = SpectrogramController(self, lambda text: self.notify(text, "warning"))
         self.spec_ctl.ready.connect(self.song_ready)
+        self.song_ready.connect(jobs.release_freed_memory)  # ... and the spectrograms' ones
         self.karaoke_ctl = KaraokeController(self, mic_factory)  # lyrics_ctl, melody_ctl, sing_ctl
         self.karaoke_ctl.install(self.song_page)
         self.transport_ctl.timer.timeout.connect(self.karaoke_ctl.tick)
@@ -426,6 +427,7 @@ class MainWindow(QMainWindow):
 
     def _on_sep_done(self, result: jobs.SongResult) -> None:
         self.settings.add_recent(result.path)
+        jobs.release_freed_memory()  # the separation's temporaries (issue 21: RSS)
         live = self.growing is not None and self.song is not None and self.song.path == result.path
         self.growing = None
         if live and self.export_dialog is not None and self.export_dialog.pending is not None:
