@@ -194,6 +194,8 @@ class MainWindow(QMainWindow):
         self.karaoke_ctl.install(self.song_page)
         self.transport_ctl.timer.timeout.connect(self.karaoke_ctl.tick)
         self.song_ready.connect(self.karaoke_ctl.start_jobs)
+        for analysed in (self.melody_ctl.ready, self.practice_ctl.beats_ready):  # their temporaries too
+            analysed.connect(lambda *_: jobs.release_freed_memory())
         # the batch queue and the library (side panel): the queue file is in the data folder (next to
         # the sessions when the window was given its own cache, as the tests do)
         if queue_path is None:
