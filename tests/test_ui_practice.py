@@ -117,6 +117,7 @@ def test_beats_in_a_worker_grid_drawn_cached_snap_and_nudge(qtbot, tmp_path, tin
     qtbot.waitUntil(lambda: ctl.grid is not None, timeout=WAIT_MS)
     assert ctl.grid.bpm == pytest.approx(120.0, rel=0.01)
     assert w.song_page.transport.practice.bpm_label.text() == f"{ctl.grid.bpm:.1f} BPM"
+    qtbot.waitUntil(lambda: w.song_page.tracks.is_built, timeout=WAIT_MS)  # (the beats may come first)
     lane = w.song_page.tracks.lanes["mixture"]
     # beats and bar lines, one curve item each; drawn when the lane's plot exists, which on a loaded machine
     # can be after the grid arrives (the lane keeps the grid and draws it then): wait, do not race it
@@ -391,7 +392,7 @@ def test_beats_found_while_playing_join_the_player_at_the_next_pause(qtbot, tmp_
     with qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
         h.drop(groove)
     w.seek(2.0)
-    w.toggle_play()
+    assert w.player.playing  # a song starts playing when it opens (issue 21)
     qtbot.waitUntil(lambda: ctl.grid is not None, timeout=WAIT_MS)
     w.transport_ctl.tick()
     assert w.player.playing and "click" not in w.player.names  # never reloaded under the music

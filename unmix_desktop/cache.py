@@ -47,6 +47,8 @@ STALE_PART_SECONDS = 3600.0
 #: Default size limit of the stem cache (bytes); override with UNMIX_CACHE_MAX_MB.
 DEFAULT_MAX_BYTES = int(float(os.environ.get("UNMIX_CACHE_MAX_MB", 4096)) * 1024 * 1024)
 _HASH_CHUNK = 1 << 20
+_KEY_RE = re.compile(r"[0-9a-f]+")
+_PART_RE = re.compile(r"\.[0-9a-f]+\..*\.part")
 
 
 def file_hash(path: str | os.PathLike, cancel: threading.Event | None = None) -> str:
@@ -319,13 +321,39 @@ class StemCache:
         """Bytes on disk, leftovers of interrupted writes included."""
         return paths.folder_size(self.root) if self.root.is_dir() else 0
 
+    def _own_children(self) -> list[Path]:
+        """What this cache wrote in its folder: entry folders (named by their hex key) and unfinished
+        writes (``.<key>.*.part``). Anything else there (a user's file, a link) is not ours."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for child in self.root.iterdir():
+            name = child.name
+            if child.is_symlink() or not child.is_dir():
+                continue
+            if _KEY_RE.fullmatch(name) or (_PART_RE.fullmatch(name)):
+                out.append(child)
+        return out
+
+    def clearable(self) -> tuple[int, int]:
+        """``(songs, bytes)`` that :meth:`clear` would delete: complete entries, and the bytes of
+        everything this cache wrote (unfinished writes included)."""
+        children = self._own_children()
+        songs = sum(1 for c in children if _KEY_RE.fullmatch(c.name) and (c / META_NAME).is_file())
+        size = 0
+        for child in children:
+            try:
+                size += paths.folder_size(child)
+            except OSError:
+                pass
+        return songs, size
+
     def clear(self) -> int:
-        """Delete every entry; returns the bytes freed."""
-        size = self.size_bytes()
-        if self.root.is_dir():
-            for child in self.root.iterdir():
-                self._discard(child)
-        return size - self.size_bytes()
+        """Delete every entry this cache wrote (never anything else in its folder); the bytes freed."""
+        _, size = self.clearable()
+        for child in self._own_children():
+            self._discard(child)
+        return size - self.clearable()[1]
 
 
 def format_bytes(n: int) -> str:

@@ -84,9 +84,15 @@ class YinPitch:
         return self.sample_rate / period, float(max(0.0, 1.0 - b))
 
 
+#: Capture devices that are not microphones: ALSA's "null" plugin hands over zeros (or garbage).
+NOT_MICROPHONES = frozenset({"null"})
+
+
 def list_input_devices() -> list[tuple[int, str]]:
-    """``(index, "name, host API")`` of every device that can record; empty without PortAudio."""
-    return list_devices("input")
+    """``(index, "name, host API")`` of every device that can record (ALSA's null device left out:
+    it is no microphone); empty without PortAudio."""
+    return [(i, label) for i, label in list_devices("input")
+            if label.split(",")[0].strip().lower() not in NOT_MICROPHONES]
 
 
 class Microphone:

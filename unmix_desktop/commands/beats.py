@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.beats import estimate_beats
+    from ..analysis.beats import estimate_beats, song_beats
     from ..audio.io import SAMPLE_RATE, load_audio
     from .play import UsageError, load_stems, stem_files
 
@@ -43,11 +43,16 @@ def run(args: argparse.Namespace) -> int:
                 raise AudioError(out, "refusing to overwrite an input file")
         if out.suffix.lower() != ".json" and out.exists():
             raise AudioError(out, "exists and is not a .json file; refusing to overwrite it")
-    stems = load_stems(song) if song.is_dir() else {"mix": load_audio(song, SAMPLE_RATE)}
-    grid = estimate_beats(stems, SAMPLE_RATE, args.beats_per_bar)
-    print(f"{grid.bpm:.1f} BPM")
-    print(f"{len(grid.beats)} beats, {len(grid.downbeats)} bars, from {grid.source}"
-          f" (pulse clarity {grid.confidence:.1f})")
+    if song.is_dir():
+        grid = estimate_beats(load_stems(song), SAMPLE_RATE, args.beats_per_bar)
+    else:  # the same call as the window's (one answer for one song)
+        grid = song_beats(load_audio(song, SAMPLE_RATE), SAMPLE_RATE, args.beats_per_bar)
+    if not grid.found:
+        print(f"no beat found in {song}")
+    else:
+        print(f"{grid.bpm:.1f} BPM")
+        print(f"{len(grid.beats)} beats, {len(grid.downbeats)} bars, from {grid.source}"
+              f" (pulse clarity {grid.confidence:.1f})")
     if out is not None:
         try:
             grid.save(out)

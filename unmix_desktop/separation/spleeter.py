@@ -94,9 +94,11 @@ CARD = {
     "data": "Deezer's internal training set (Hennequin et al., 'Spleeter', JOSS 2020)",
     "paper": "Jansson et al., 'Singing voice separation with deep U-Net convolutional networks', "
     "ISMIR 2017",
-    "scores": {  # BSSEval v4 SDR (dB), default settings; studies/quality_study.py, docs/QUALITY.md
-        "dev song waveform-playlist-demo": {"vocals": 11.55, "accompaniment": 12.47},
-        "MIR-1K valid (16 clips)": {"vocals": 9.37, "accompaniment": 9.74},
+    # BSSEval v4 SDR (dB), default settings (studies/quality_study.py, docs/QUALITY.md): the numbers of
+    # the README's model table (tests/test_ui_trust.py checks that the About box and the README agree)
+    "scores": {
+        "dev song waveform-playlist-demo": {"vocals": 11.66, "accompaniment": 12.59},
+        "MIR-1K valid (96 clips)": {"vocals": 9.39, "accompaniment": 9.39},
     },
 }
 

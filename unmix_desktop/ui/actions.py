@@ -60,6 +60,8 @@ class WindowActions:
         self.show_queue = self._action("Show Q&ueue", lib.show_queue, "Ctrl+Shift+U", file_menu)
         self.show_library = self._action("&Library", lib.toggle_library, "Ctrl+B", file_menu,
                                          "Every song separated before: search, open, delete")
+        self.hide_panel = self._action("&Hide Songs Panel", lib.hide_panel, "Ctrl+Shift+B", file_menu,
+                                       "Close the queue and library panel")
         self.reseparate = self._action("&Separate Again", w.separate_again, "Ctrl+R", file_menu,
                                        "Separate the open song again with the current settings")
         file_menu.addSeparator()

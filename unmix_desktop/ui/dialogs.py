@@ -6,14 +6,17 @@ import html
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTextBrowser,
     QVBoxLayout,
@@ -66,7 +69,9 @@ class PreferencesDialog(QDialog):
             for name in splitters:
                 self.stems_combo.addItem(f"4 stems (learned splitter: {name})", (True, name))
         wanted = (True, prefs.four_stem_model or "dsp") if prefs.four_stems else (False, "dsp")
-        self.stems_combo.setCurrentIndex(max(self.stems_combo.findData(wanted), 0))
+        # (not findData: it compares a Python tuple by identity, and missed the saved 4-stem choice)
+        self.stems_combo.setCurrentIndex(next((i for i in range(self.stems_combo.count())
+                                               if tuple(self.stems_combo.itemData(i)) == wanted), 0))
         self.stems_combo.setToolTip("4 stems: the accompaniment is split into drums, bass and other by signal "
                                     "processing (harmonic/percussive separation + a low band), not by a trained "
                                     "4-stem model: expect leakage between drums, bass and other.")
@@ -158,6 +163,35 @@ CARD_FIELDS = (("description", "Description"), ("architecture", "Architecture"),
                ("scores", "Scores"))
 
 
+def score_rows(scores) -> list[tuple[str, str]]:
+    """A model card's ``scores`` as ``(set, "vocals 11.66 dB · accompaniment 12.59 dB")`` rows: the
+    flat form (``{set: {stem: SDR}}``) and the evaluation runner's (``{set: {"tracks": n, "median":
+    {"ours": {stem: {"SDR": ...}}}}}``; oracles and other metrics are left out)."""
+    rows: list[tuple[str, str]] = []
+    if not isinstance(scores, dict):
+        return rows
+    for name, value in scores.items():
+        if not isinstance(value, dict):
+            continue
+        label = str(name)
+        stems = value
+        if isinstance(value.get("median"), dict):
+            stems = value["median"].get("ours")
+            if value.get("tracks"):
+                label += f" ({value['tracks']} track{'s' if value['tracks'] != 1 else ''})"
+        if not isinstance(stems, dict):
+            continue
+        parts = []
+        for stem, sdr in stems.items():
+            if isinstance(sdr, dict):
+                sdr = sdr.get("SDR")
+            if isinstance(sdr, (int, float)) and not isinstance(sdr, bool):
+                parts.append(f"{stem} {sdr:.2f} dB")
+        if parts:
+            rows.append((label, "  ·  ".join(parts)))
+    return rows
+
+
 def about_html(model_name: str | None, card: dict | None, four_stems: str | None = None) -> str:
     """``four_stems``: the description of the drums/bass/other estimate when it is in use."""
     esc = html.escape
@@ -172,6 +206,14 @@ def about_html(model_name: str | None, card: dict | None, four_stems: str | None
         for key, label in CARD_FIELDS:
             value = card.get(key)
             if value in (None, "", [], {}):
+                continue
+            if key == "scores":  # a table of SDRs, not a Python dict
+                scores = score_rows(value)
+                if scores:
+                    inner = "".join(f"<tr><td style='padding-right:10px'>{esc(n)}</td><td>{esc(t)}</td></tr>"
+                                    for n, t in scores)
+                    rows.append(f"<tr><td style='color:#8b93a1; padding-right:10px'>{esc(label)}<br>"
+                                f"<small>BSSEval v4 SDR, median</small></td><td><table>{inner}</table></td></tr>")
                 continue
             if isinstance(value, (list, tuple)):
                 value = ", ".join(map(str, value))
@@ -205,43 +247,45 @@ class AboutDialog(QDialog):
         layout.addWidget(box)
 
 
-SHORTCUTS = (
-    ("Space", "Play / pause"),
-    ("Home", "Back to the start"),
-    ("← / →", "Seek 5 s back / forward"),
-    ("1 … 9", "Solo stem 1 … 9 (toggle)"),
-    ("Alt+1 … 9", "Mute stem 1 … 9 (toggle)"),
-    ("M", "Mute / unmute the output"),
-    ("K", "Karaoke preset (vocals muted)"),
-    ("0", "Full mix (clear mutes and solos)"),
-    ("[ / ]", "Set loop start (A) / end (B) at the playhead"),
-    ("L", "Loop A–B on / off"),
-    ("− / =", "Tempo 5 % slower / faster (Backspace: original)"),
-    ("Ctrl+− / Ctrl+=", "Key a semitone down / up (Ctrl+Backspace: original)"),
-    ("Ctrl+G", "Snap A and B to beats"),
-    ("Ctrl+← / →", "Nudge A a beat (with Shift: B)"),
-    ("C / Shift+C", "Metronome click / count-in on or off"),
-    ("Ctrl+L", "Loop trainer on / off"),
-    ("Ctrl+M, F2", "Add a marker at the play head, rename it"),
-    (", / .", "Previous / next marker"),
-    ("Ctrl+O", "Open a song"),
-    ("Ctrl+B", "Library and queue"),
-    ("Ctrl+E", "Export"),
-    ("Ctrl+R", "Separate again with the current settings"),
-    ("Ctrl+,", "Preferences"),
-)
+def shortcut_rows(actions) -> list[tuple[str, str]]:
+    """``(keys, what)`` for every action with a shortcut (``{shortcut text: QAction}``, in the order they
+    were made): the F1 list is generated from the window's actions, so it cannot miss one. The
+    per-stem solo/mute shortcuts are one row each."""
+    import re
+
+    rows: list[tuple[str, str]] = []
+    seen_stem: set[str] = set()
+    for key, action in actions.items():
+        text = action.text().replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…").strip()
+        m = re.fullmatch(r"(Solo|Mute) stem \d", text)
+        if m:
+            if m.group(1) not in seen_stem:
+                seen_stem.add(m.group(1))
+                rows.append(("1 … 9" if m.group(1) == "Solo" else "Alt+1 … 9", f"{m.group(1)} stem 1 … 9 (toggle)"))
+            continue
+        native = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText) or key
+        rows.append((native, text))
+    return rows
 
 
 class ShortcutsDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, rows: list[tuple[str, str]], parent: QWidget | None = None):
+        """``rows``: :func:`shortcut_rows` of the window's actions."""
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
+        self.rows = list(rows)
         layout = QVBoxLayout(self)
-        form = QFormLayout()
-        for key, what in SHORTCUTS:
+        inner = QWidget()
+        form = QFormLayout(inner)
+        for key, what in self.rows:
             k = QLabel(f"<b>{html.escape(key)}</b>")
             form.addRow(k, QLabel(what))
-        layout.addLayout(form)
+        scroll = QScrollArea()  # ~60 shortcuts: scrolls on a small screen
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        layout.addWidget(scroll, 1)
+        self.resize(520, 640)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         box.rejected.connect(self.reject)
         layout.addWidget(box)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -45,6 +45,11 @@ class ExportDialog(QDialog):
     ``mix``, ``open_folder``); ``on_choices(choices)`` hears every change, to remember them.
     ``stretch``: the current tempo and key (``tempo``, ``semitones``, ``cents``; or a function returning
     them): every file is rendered with them through the offline stretcher.
+    ``pending``: for a song still being separated, a function returning the share of it that is ready
+    (``None`` once the stems are whole): Export then waits, showing that progress, and starts when
+    the window calls :meth:`stems_complete` with the final stems; :meth:`stems_lost` (separation
+    cancelled or failed) says that nothing was exported. Never written: silence for the unseparated
+    part as if it were the song.
     """
 
     def __init__(self, stems: dict, mix_state, source_path: Path | None, title: str, folder: str, fmt: str,
@@ -53,6 +58,7 @@ class ExportDialog(QDialog):
                  choices: dict | None = None,
                  on_choices: Callable[[dict], None] | None = None,
                  stretch: Callable[[], dict] | dict | None = None,
+                 pending: Callable[[], float | None] | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export")
@@ -68,6 +74,12 @@ class ExportDialog(QDialog):
         choices = dict(choices or {})
         self.task: Task | None = None
         self.written: list[Path] = []
+        self.pending = pending
+        self.waiting = False  # Export was asked for while the stems were being separated
+        self.lost: str | None = None
+        self._wait_timer = QTimer(self)
+        self._wait_timer.setInterval(200)
+        self._wait_timer.timeout.connect(self._show_waiting)
 
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -149,6 +161,12 @@ class ExportDialog(QDialog):
         self.folder_edit.textChanged.connect(self._update_plan)
         for c in (self.stems_check, self.karaoke_check, self.mix_check, self.open_check):
             c.toggled.connect(self._choices_changed)
+        # a new choice after an export: the last export's result text, progress and button go
+        for c in (self.stems_check, self.karaoke_check, self.mix_check):
+            c.toggled.connect(self._clear_result)
+        self.format_combo.currentIndexChanged.connect(self._clear_result)
+        self.rate_combo.currentIndexChanged.connect(self._clear_result)
+        self.folder_edit.textChanged.connect(self._clear_result)
         self.format_combo.currentIndexChanged.connect(self._choices_changed)
         self.rate_combo.currentIndexChanged.connect(self._choices_changed)
         self.folder_edit.editingFinished.connect(self._choices_changed)
@@ -203,8 +221,26 @@ class ExportDialog(QDialog):
                              self.stems_check.isChecked(), self.karaoke_check.isChecked(),
                              self.mix_check.isChecked(), state, stretch, self.rate)
 
+    def _clear_result(self, *_) -> None:
+        if (self.task is None or not self.task.running) and not self.waiting and self.lost is None:
+            self.status.setText("")
+            self.status.setStyleSheet("")
+            self.progress.setValue(0)
+            self.open_button.setVisible(False)
+
+    def ready_fraction(self) -> float | None:
+        """The share of the song separated so far, ``None`` when the stems are whole."""
+        if self.pending is None:
+            return None
+        return self.pending()
+
     def _update_plan(self) -> None:
         plan = export_plan(self.request())
+        fraction = self.ready_fraction()
+        if self.lost is not None:
+            self.plan_label.setText(f"Nothing to export: {self.lost}")
+            self.export_button.setEnabled(False)
+            return
         if not plan:
             self.plan_label.setText("Choose what to export.")
         else:
@@ -216,8 +252,11 @@ class ExportDialog(QDialog):
             lines += [f"  •  {p.name}" for what, p in plan if not what.startswith("stem:")]
             if existing:
                 lines.append(f"{existing} of them already exist and will be replaced.")
+            if fraction is not None:
+                lines.append(f"The song is still being separated ({fraction:.0%} ready): the export waits "
+                             "for the whole stems.")
             self.plan_label.setText("\n".join(lines))
-        self.export_button.setEnabled(bool(plan) and bool(self.folder_edit.text().strip())
+        self.export_button.setEnabled(bool(plan) and bool(self.folder_edit.text().strip()) and not self.waiting
                                       and (self.task is None or not self.task.running))
 
     def _browse(self) -> None:
@@ -227,7 +266,15 @@ class ExportDialog(QDialog):
 
     def start_export(self) -> Task | None:
         req = self.request()
-        if not export_plan(req):
+        if not export_plan(req) or self.lost is not None:
+            return None
+        if self.ready_fraction() is not None:  # wait for the whole stems, with progress
+            self.waiting = True
+            self.status.setStyleSheet("")
+            self.open_button.setVisible(False)
+            self._show_waiting()
+            self._wait_timer.start()
+            self._update_plan()
             return None
         self.status.setText("Exporting…")
         self.status.setStyleSheet("")
@@ -241,6 +288,37 @@ class ExportDialog(QDialog):
                          on_cancel=lambda: self.status.setText("Export cancelled."))
         self.task.finished.connect(self._update_plan)
         return self.task.start()
+
+    def _show_waiting(self) -> None:
+        fraction = self.ready_fraction()
+        if not self.waiting or fraction is None:
+            self._wait_timer.stop()
+            return
+        self.progress.setValue(int(fraction * 1000))
+        self.status.setText(f"Waiting for the separation: {fraction:.0%} of the song is ready. The export starts "
+                            "when the stems are complete.")
+
+    def stems_complete(self, stems: dict) -> None:
+        """The separation ended: the final stems; an export waiting for them starts now."""
+        self.stems = stems
+        self.pending = None
+        self._wait_timer.stop()
+        was_waiting, self.waiting = self.waiting, False
+        self._update_plan()
+        if was_waiting:
+            self.start_export()
+
+    def stems_lost(self, reason: str) -> None:
+        """The separation stopped before the end: nothing is exported."""
+        self.lost = reason
+        self.pending = None
+        self._wait_timer.stop()
+        if self.waiting:
+            self.waiting = False
+            self.progress.setValue(0)
+            self.status.setText(f"Nothing was exported: {reason}")
+            self.status.setStyleSheet("color: #ef5b5b;")
+        self._update_plan()
 
     def _on_progress(self, stage: str, fraction: float) -> None:
         self.progress.setValue(int(fraction * 1000))

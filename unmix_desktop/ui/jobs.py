@@ -115,6 +115,28 @@ def format_eta(seconds: float | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------------------------
+
+def release_freed_memory() -> bool:
+    """Hand the heap memory freed by a separation back to the system (glibc's ``malloc_trim``; the
+    separation's STFTs and Wiener temporaries, and the analyses', are freed but glibc keeps them).
+    Called after a separation, the spectrograms, the beats and the melody: with a 2:46 song and
+    Spleeter the window's RSS once everything is shown went 1204 -> 978 MiB (2 stems) and 1404 ->
+    1165 MiB (4 stems). False where there is no glibc."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
 # spectrograms
 # ---------------------------------------------------------------------------------------------
 

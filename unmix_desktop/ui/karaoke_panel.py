@@ -1,8 +1,10 @@
 """The karaoke part of the song page: the lyrics pane, the melody lane and the Sing strip, and
 the full-screen karaoke view. Wires :class:`.lyrics_view.LyricsController`,
 :class:`.melody_lane.MelodyController` and :class:`.sing_view.SingController` to the window:
-song shown -> bind the session, load lyrics, start the melody job; display tick -> follow the
-player's song position."""
+song shown -> bind the session; lanes built -> read the lyrics (they need no stems: a song opened
+while it separates shows them at once); song drawn -> the melody job (from the vocals: only on the
+whole song, redone on ``song_complete`` when started earlier); display tick -> follow the player's
+song position."""
 
 from __future__ import annotations
 
@@ -24,10 +26,13 @@ if TYPE_CHECKING:
 
 FULL_SCREEN_KEY = "F11"
 LYRICS_H, LANE_H = 128, 130
-#: Song-page heights below which the melody lane, then the whole karaoke area, are hidden (a
-#: small window keeps its lanes and transport usable; the full-screen view still works).
+COMPACT_LYRICS_H = 52
+COMPACT_LANES_H = 36
+#: Song-page heights below which the melody lane, then the Sing strip, are hidden and the lyrics
+#: pane becomes a compact strip (current and next line; shown only when the song has lyrics): a
+#: small window keeps its lanes and transport usable and the lyrics, which karaoke needs most.
 LANE_MIN_PAGE_H = 640
-AREA_MIN_PAGE_H = 600  # below it the stem strips and lanes need the room (900x600 and smaller)
+AREA_MIN_PAGE_H = 600  # below it: the compact lyrics strip (900x600 and smaller)
 
 
 class KaraokeController(QObject):
@@ -53,11 +58,17 @@ class KaraokeController(QObject):
         lay.addWidget(self.melody.lane)
         lay.addWidget(self.sing.panel)
         self._unobserve = None
+        self._lyrics_song = None  # the SongResult whose lyrics were requested
+        window.song_page.tracks.built.connect(self.load_lyrics)
+        self._page = None
+        self.lyrics.changed.connect(lambda: self.fit(self._page.height()) if self._page is not None else None)
+        window.song_complete.connect(self.melody.on_song_complete)
 
     def install(self, song_page) -> None:
         """Put the karaoke area on ``song_page`` between the lanes and the transport bar."""
         layout = song_page.layout()
         layout.insertWidget(layout.indexOf(song_page.transport), self.area)
+        self._page = song_page
         song_page.installEventFilter(self)
         self.fit(song_page.height())
 
@@ -68,8 +79,15 @@ class KaraokeController(QObject):
 
     def fit(self, page_height: int) -> None:
         """Show what fits a song page ``page_height`` pixels high."""
-        self.area.setVisible(page_height >= AREA_MIN_PAGE_H)
+        compact = page_height < AREA_MIN_PAGE_H
+        self.area.setVisible(not compact or self.lyrics.lyrics is not None)
+        self.lyrics.pane.set_compact(compact)
+        self.lyrics.pane.setFixedHeight(COMPACT_LYRICS_H if compact else LYRICS_H)
+        self.sing.panel.setVisible(not compact)
         self.melody.lane.setVisible(page_height >= LANE_MIN_PAGE_H)
+        if self._page is not None:  # the lanes scroll: in a low window they give the lyrics their room
+            self._page.scroll.setMinimumHeight(COMPACT_LANES_H if compact else 0)
+            self._page.layout().setSpacing(4 if compact else 8)
 
     def show_song(self, session, song) -> None:
         if self._unobserve is not None:
@@ -78,6 +96,7 @@ class KaraokeController(QObject):
         self.melody.bind(session)
         self.sing.set_melody(None)
         self.lyrics.bind(session, song.path)
+        self._lyrics_song = None
         if self.view is not None:
             self.view.title, self.view.duration = song.title, song.duration
         self.tick()
@@ -87,8 +106,16 @@ class KaraokeController(QObject):
         (``song_ready``): their first run imports mutagen and onnxruntime, whose loading holds the
         interpreter for a few hundred ms and would stall the window while it builds the lanes."""
         if self.w.song is not None:
-            self.lyrics.load()
+            self.load_lyrics()
             self.melody.start()
+
+    def load_lyrics(self) -> None:
+        """Read the open song's lyrics (once per song shown), as soon as its lanes are built: they
+        need no stems, so they do not wait for the separation or the spectrograms."""
+        song = self.w.song
+        if song is not None and self._lyrics_song is not song:
+            self._lyrics_song = song
+            self.lyrics.load()
 
     def _on_session(self, control: str, value) -> None:
         if control in ("key.semitones", "*"):

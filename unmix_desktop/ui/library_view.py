@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -159,6 +159,10 @@ class LibraryView(QWidget):
         self._update_buttons()
 
 
+#: The song page's width at the window's minimum (640 px): beside the Songs panel it needs this much.
+PAGE_MIN_WIDTH = 620
+
+
 class LibraryController(QObject):
     """The side panel (queue + library tabs) and what its buttons do."""
 
@@ -181,9 +185,12 @@ class LibraryController(QObject):
         self.dock = QDockWidget("Songs", window)
         self.dock.setObjectName("libraryDock")
         self.dock.setWidget(self.splitter)
-        self.dock.setMinimumWidth(460)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
+        # A window too narrow for the song page and the panel side by side gives the panel the whole
+        # width while it is open (nothing squeezed under its minimum, nothing cut off).
+        self.dock.visibilityChanged.connect(lambda _: self.fit())
+        window.installEventFilter(self)
         self.scan_task = None
         self._dirty = True
         self.queue_view.add_clicked.connect(self.choose_queue_files)
@@ -194,11 +201,28 @@ class LibraryController(QObject):
         self.runner.item_finished.connect(self._on_item_finished)
         for signal in (window.sep_ctl.done, window.sep_ctl.failed, window.sep_ctl.cancelled):
             signal.connect(lambda *_: QTimer.singleShot(0, self.runner.pump))
+        window.sep_ctl.done.connect(lambda result: self.changed())  # a new song in the library
         self.dock.visibilityChanged.connect(lambda _: self._maybe_scan())
         if self.runner.queue.load_error:
             window.status_label.setText(self.runner.queue.load_error)
 
     # showing ---------------------------------------------------------------------------------
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.w and event.type() == QEvent.Type.Resize:
+            self.fit()
+        return False
+
+    def fit(self) -> None:
+        """The song page beside the panel when both fit their minimum widths, else the panel alone."""
+        central = self.w.centralWidget()
+        if central is None:
+            return
+        need = PAGE_MIN_WIDTH + self.dock.minimumSizeHint().width()
+        central.setVisible(not self.dock.isVisible() or self.dock.isFloating() or self.w.width() >= need)
+
+    def hide_panel(self) -> None:
+        self.dock.hide()
+
     def show_queue(self) -> None:
         self.dock.show()
         self.dock.raise_()
@@ -243,6 +267,11 @@ class LibraryController(QObject):
         return self.scan_task
 
     def _on_item_finished(self, item_id: int, state: str) -> None:
+        self.changed()
+
+    def changed(self) -> None:
+        """The cache changed (a song separated in the window or the queue, the cache cleared): read
+        the library again now when it is shown, else when it is next shown."""
         self._dirty = True
         self._maybe_scan()
 

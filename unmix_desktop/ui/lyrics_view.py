@@ -110,6 +110,9 @@ def paint_countdown(p: QPainter, centre_x: float, y: float, dots: int, radius: f
         p.drawEllipse(QRectF(x0 + i * gap - radius, y - radius, 2 * radius, 2 * radius))
 
 
+#: Canvas height of the compact lyrics strip (windows too low for the full pane).
+COMPACT_CANVAS_H = 44
+
 class LyricsCanvas(QWidget):
     """Paints the previous, current and next line of synced lyrics (or a quiet note)."""
 
@@ -119,6 +122,12 @@ class LyricsCanvas(QWidget):
         self.lyrics: Lyrics | None = None
         self.state: FollowState | None = None
         self.note = NO_LYRICS
+        self.compact = False  # a small window: the current line over the next, no previous line
+
+    def set_compact(self, on: bool) -> None:
+        self.compact = bool(on)
+        self.setMinimumHeight(COMPACT_CANVAS_H if on else 96)
+        self.update()
 
     def show_state(self, lyrics: Lyrics | None, state: FollowState | None) -> None:
         if lyrics is self.lyrics and state == self.state:
@@ -157,9 +166,13 @@ class LyricsCanvas(QWidget):
         prev_rect = QRectF(r.left(), r.top(), r.width(), h * 0.22)
         cur_rect = QRectF(r.left(), r.top() + h * 0.22, r.width(), h * 0.46)
         next_rect = QRectF(r.left(), r.top() + h * 0.68, r.width(), h * 0.32)
+        if self.compact:
+            big.setPointSizeF(max(base.pointSizeF() * 1.25, 11.0))
+            cur_rect = QRectF(r.left(), r.top(), r.width(), h * 0.6)
+            next_rect = QRectF(r.left(), r.top() + h * 0.6, r.width(), h * 0.4)
         if st.line is not None:
             prev = next((lines[j] for j in range(st.line - 1, -1, -1) if lines[j].text), None)
-            if prev is not None:
+            if prev is not None and not self.compact:
                 paint_sung_line(p, prev_rect, prev, None, small, unsung=DIM)
             paint_sung_line(p, cur_rect, lines[st.line], st, big)
         elif st.countdown:
@@ -213,6 +226,13 @@ class LyricsPane(QFrame):
         self.stack.addWidget(self.canvas)
         self.stack.addWidget(self.plain)
         lay.addWidget(self.stack, 1)
+
+    def set_compact(self, on: bool) -> None:
+        """A small window: the lines alone (no header row); the nudge and Open stay in the menus."""
+        for w in (self.title, self.offset_label, self.earlier, self.later, self.open_button):
+            w.setVisible(not on)
+        self.layout().setContentsMargins(8, 0 if on else 4, 8, 0 if on else 4)
+        self.canvas.set_compact(on)
 
     def _button(self, text: str, tip: str, delta: int) -> QToolButton:
         b = QToolButton()

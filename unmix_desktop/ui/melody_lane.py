@@ -239,6 +239,7 @@ class MelodyController(QObject):
         self.task = None
         self._session = None
         self._unobserve = None
+        self.pending = False  # asked for while the song was still separating: starts on song_complete
 
     def bind(self, session) -> None:
         if self._unobserve is not None:
@@ -260,6 +261,11 @@ class MelodyController(QObject):
         self.contour = None
         self.lane.set_contour(None)
         song = w.song
+        self.pending = False
+        if song is not None and not w.song_is_complete:  # the vocals are not whole yet
+            self.pending = True
+            self.lane.set_message("The melody appears when the separation is done")
+            return
         vocals = song.stems.get("vocals") if song is not None else None
         if vocals is None:
             self.lane.set_message("No vocals stem: no melody to show")
@@ -282,6 +288,11 @@ class MelodyController(QObject):
             return contour, quantise_notes(contour)
 
         self.task = w.start_task(job, "melody", on_done=self._on_done, on_error=self._on_error)
+
+    def on_song_complete(self) -> None:
+        """The open song's stems are whole: a melody asked for earlier is computed now."""
+        if self.pending:
+            self.start()
 
     def _on_done(self, result: tuple[Contour, list[Note]]) -> None:
         self.task = None

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import persist
-from ..analysis.beats import BeatGrid, estimate_beats
+from ..analysis.beats import BeatGrid, song_beats
 from ..analysis.practice import CLICK_STEM, LoopTrainer, click_track, count_in
 from ..audio.stretch import unavailable_reason as stretch_unavailable_reason
 from ..session import MAX_CENTS, MAX_TEMPO, MIN_TEMPO, SessionError
@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 TEMPO_STEP = 0.05
 #: Count-in only when playback starts here (a stop, the song's start or loop A), within this margin.
 COUNT_IN_MARGIN_S = 0.05
-BEATS_SUFFIX = ".beats.json"
+#: (".beats.json" grids of the earlier versions could hold only the first window of a song opened while
+#: it was separated, and the halved tempo of the old metrical rule: they are not read.)
+BEATS_SUFFIX = ".beats-v2.json"
 
 
 class SignedSpin(QSpinBox):
@@ -250,9 +252,9 @@ class PracticeBar(QWidget):
         self.tempo_reset_button.setEnabled(tempo != 1.0)  # stays enabled without Rubber Band: back to 1.0
         self.key_reset_button.setEnabled(semitones != 0 or cents != 0)
 
-    def show_bpm(self, bpm: float | None, tempo: float = 1.0, busy: bool = False) -> None:
+    def show_bpm(self, bpm: float | None, tempo: float = 1.0, busy: bool = False, none_found: bool = False) -> None:
         if bpm is None:
-            self.bpm_label.setText("… BPM" if busy else "– BPM")
+            self.bpm_label.setText("… BPM" if busy else ("no beat" if none_found else "– BPM"))
         elif abs(tempo - 1.0) < 1e-9:
             self.bpm_label.setText(f"{bpm:.1f} BPM")
         else:
@@ -264,11 +266,13 @@ class PracticeBar(QWidget):
         button.blockSignals(False)
 
 
-def beat_job(stems: dict[str, np.ndarray], sample_rate: int, cache_path: Path | None):
-    """The worker's job: estimate the song's beats and store them (no Qt)."""
+def beat_job(mixture: np.ndarray, sample_rate: int, cache_path: Path | None):
+    """The worker's job: estimate the song's beats from its decoded mix (as ``unmix beats SONG``
+    does: one answer; whole at once, also while the stems are still being separated) and store
+    them (no Qt)."""
     def job(report, cancel):
         report("beats", 0.0)
-        grid = estimate_beats(stems, sample_rate)
+        grid = song_beats(mixture, sample_rate)
         if cache_path is not None:
             try:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -382,8 +386,7 @@ class PracticeController(QObject):
         song = self.w.song
         if song is None:
             return None
-        stems = dict(song.stems)
-        job = beat_job(stems, song.sample_rate, self.beats_path(song.content_hash))
+        job = beat_job(song.mixture, song.sample_rate, self.beats_path(song.content_hash))
         key = song.content_hash
         self.bar.show_bpm(None, busy=True)
 
@@ -432,8 +435,10 @@ class PracticeController(QObject):
             return
         tempo, semis, cents = s.get("tempo.ratio"), s.get("key.semitones"), s.get("key.cents")
         self.bar.show_tempo_key(tempo, semis, cents)
-        self.bar.show_bpm(self.grid.bpm if self.grid else None, tempo, busy=self.task is not None)
-        self.bar.metronome.show_state(s.get("click.gain_db"), s.get("click.mute"), self.grid is not None)
+        found = self.grid is not None and self.grid.found
+        self.bar.show_bpm(self.grid.bpm if found else None, tempo, busy=self.task is not None,
+                          none_found=self.grid is not None and not found)
+        self.bar.metronome.show_state(s.get("click.gain_db"), s.get("click.mute"), found)
         self.bar.show_checked(self.bar.count_in_button, s.get("click.count_in"))
         self.bar.show_checked(self.bar.snap_button, self.snap)
         self.w.song_page.tracks.set_markers(s.get("markers"))
@@ -537,7 +542,7 @@ class PracticeController(QObject):
         """One bar of clicks at the stretched tempo, when count-in is on and playback starts from a
         stop (the song's start) or from loop A; else ``None``."""
         s, player = self.session, self.w.player
-        if s is None or not s.get("click.count_in") or self.grid is None or player.playing:
+        if s is None or not s.get("click.count_in") or self.grid is None or not self.grid.found or player.playing:
             return None
         pos = player.position
         a = s.get("loop.a")

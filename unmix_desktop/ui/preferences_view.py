@@ -77,8 +77,8 @@ class PreferencesController(QObject):
             self.switch_device(new.audio_device)
         changed = ((new.model, new.niter, new.four_stems, new.four_stem_model)
                    != (old.model, old.niter, old.four_stems, old.four_stem_model))
-        if changed and w.song is not None:
-            w.start_separation(w.song.path)
+        if changed and w.song is not None:  # the open song plays on until its new stems replace it
+            w.start_separation(w.song.path, in_place=True)
 
     def apply_best(self, row) -> None:
         """"Best quality" chosen: the open song is upgraded now (when that model is installed)."""

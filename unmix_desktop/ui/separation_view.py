@@ -39,6 +39,7 @@ class SeparationController(QObject):
         self._stage = ("read", 0.0)
         self._duration_hint: float | None = None
         self.growing = None  # the buffers of the song playing while it is separated
+        self.in_place = False  # the open song separated again: progress in the status bar, it plays on
         self.timer = QTimer(self)
         self.timer.setInterval(ETA_MS)
         self.timer.timeout.connect(self.show_progress)
@@ -48,11 +49,12 @@ class SeparationController(QObject):
     def running(self) -> bool:
         return self.task is not None
 
-    def start(self, request: jobs.SeparationRequest) -> Task:
+    def start(self, request: jobs.SeparationRequest, in_place: bool = False) -> Task:
         w = self.w
         if self.task is not None:
             self.task.cancel()
         self.request = request
+        self.in_place = in_place
         self._eta = None
         self._stage = ("read", 0.0)
         self._duration_hint = None
@@ -82,6 +84,7 @@ class SeparationController(QObject):
 
     def _finish(self) -> None:
         self.task = None
+        self.in_place = False
         self.timer.stop()
         self.growing = None
 
@@ -126,6 +129,10 @@ class SeparationController(QObject):
             overall = jobs.stage_fraction(stage, fraction)
             eta = "" if stage in ("read", "decode", "model", "cache") else "finishing…"
         self.w.progress_page.show_progress(label, overall, eta)
+        if self.in_place and self.task is not None:
+            name = self.request.path.name if self.request else ""
+            self.w.status_label.setText(f"Separating {name} again: {overall:.0%}{'  ·  ' + eta if eta else ''}"
+                                        "  ·  the current stems play until the new ones are ready")
 
     # outcome ---------------------------------------------------------------------------------
     def _on_done(self, result: jobs.SongResult) -> None:

@@ -118,6 +118,19 @@ class SingController(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
+        self.probe()
+
+    def probe(self) -> None:
+        """Whether the chosen input can record, known before the first click (no stream is opened):
+        without a microphone the Sing button is disabled and says why from the start."""
+        if self.singing:
+            return
+        try:
+            mic = self.mic_factory(self.device)
+            available = bool(getattr(mic, "available", True))
+            self.reason = None if available else (getattr(mic, "unavailable_reason", None) or "no input device")
+        except Exception as exc:  # noqa: BLE001 - a broken audio stack must not take the window down
+            self.reason = str(exc) or type(exc).__name__
         self._show_idle()
 
     # settings --------------------------------------------------------------------------------
@@ -134,6 +147,8 @@ class SingController(QObject):
         self.reason = None
         if singing:
             self.start()
+        else:
+            self.probe()
         self._show_idle()
 
     # state -----------------------------------------------------------------------------------

@@ -45,6 +45,30 @@ def stem_label(name: str) -> str:
     return STEM_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
+#: Unchecked check boxes draw this border (an unstyled indicator vanished on the dark background).
+CHECK_BORDER = "#6b7480"
+
+
+def _check_mark() -> str:
+    """A white check mark (SVG) for checked boxes, written once to the app's cache folder (style sheets
+    take a file); "" when it cannot be written (the box is then filled only)."""
+    from ..atomic import atomic_write_text
+    from ..paths import cache_dir
+
+    svg = ("<svg xmlns='http://www.w3.org/2000/svg' width='14' height='14' viewBox='0 0 14 14'>"
+           "<path d='M3 7.5 L6 10.5 L11.5 4' fill='none' stroke='white' stroke-width='2'/></svg>")
+    try:
+        path = cache_dir() / "check-mark.svg"
+        if not path.is_file() or path.read_text("utf-8") != svg:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, svg)
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return path.as_posix()
+
+
+CHECK_MARK = _check_mark()
+
 STYLE_SHEET = f"""
 QMainWindow, QDialog {{ background: {BG}; }}
 QWidget {{ color: {TEXT}; }}
@@ -64,6 +88,12 @@ QPushButton:disabled, QToolButton:disabled {{ color: #59606b; background: #1d212
 QPushButton#primary {{ background: {ACCENT}; border-color: {ACCENT}; color: white; font-weight: 600; }}
 QPushButton#primary:hover {{ background: #57aaf0; }}
 QToolButton:checked {{ background: {ACCENT}; border-color: {ACCENT}; color: white; }}
+QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {CHECK_BORDER}; border-radius: 3px;
+                       background: #111419; }}
+QCheckBox::indicator:hover {{ border-color: {ACCENT}; }}
+QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; image: url({CHECK_MARK}); }}
+QCheckBox::indicator:disabled {{ border-color: {BORDER}; background: #1d2128; }}
+QCheckBox::indicator:checked:disabled {{ background: #3a4350; border-color: #3a4350; }}
 QToolButton#mute {{ padding: 2px 0px; min-width: 24px; font-weight: 700; }}
 QToolButton#solo {{ padding: 2px 0px; min-width: 24px; font-weight: 700; }}
 QToolButton#mute:checked {{ background: {ERROR}; border-color: {ERROR}; color: #1a1a1a; }}

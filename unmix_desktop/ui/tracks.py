@@ -53,6 +53,10 @@ def _style_axis(axis: pg.AxisItem) -> None:
     axis.setStyle(tickFont=font, tickLength=-3, tickTextOffset=3)
 
 
+#: Stacking in a lane: grid 4, loop 5, unready shade 6, playhead, markers (their labels on a plot-coloured
+#: background, so the playhead passes behind a label instead of over its text).
+PLAYHEAD_Z, MARKER_Z = 7, 8
+
 class Canvas(pg.GraphicsView):
     """A light plot: a ViewBox and an axis in a GraphicsLayout (no PlotItem: no menus to build,
     so a lane is created in a few milliseconds)."""
@@ -138,7 +142,7 @@ class SpectrogramLane(QWidget):
         vb.addItem(self.placeholder)
         self.playhead = pg.InfiniteLine(pos=self._position, angle=90, movable=False,
                                         pen=pg.mkPen("#ffffff", width=1.5))
-        self.playhead.setZValue(10)
+        self.playhead.setZValue(PLAYHEAD_Z)  # under the markers: it never crosses out their labels
         vb.addItem(self.playhead)
         self._set_ranges()
         self.set_ready(self._ready)
@@ -240,8 +244,9 @@ class SpectrogramLane(QWidget):
             line = pg.InfiniteLine(pos=m["t"], angle=90, movable=False,
                                    pen=pg.mkPen(MARKER_COLOUR, width=1, style=Qt.PenStyle.DashLine),
                                    label=m["label"] if self.name == "mixture" else None,
-                                   labelOpts={"position": 0.9, "color": MARKER_COLOUR, "anchors": [(0, 0), (0, 0)]})
-            line.setZValue(8)
+                                   labelOpts={"position": 0.9, "color": MARKER_COLOUR, "anchors": [(0, 0), (0, 0)],
+                                              "fill": pg.mkBrush(theme.PLOT_BG)})
+            line.setZValue(MARKER_Z)
             self.plot.vb.addItem(line, ignoreBounds=True)
             self.marker_items.append(line)
 
@@ -376,7 +381,7 @@ class TrackView(QWidget):
             self.ruler = self._ruler
             self.built.emit()
             return
-        QTimer.singleShot(0, lambda: self._build_next(generation))
+        QTimer.singleShot(0, self, lambda: self._build_next(generation))  # (never after this view is gone)
 
     def set_spectrograms(self, specs: dict[str, DisplaySpectrogram]) -> None:
         self._specs = dict(specs)
