@@ -118,15 +118,21 @@ class BeatGrid:
         return float(b[0] + i * period) if i < 0 else float(b[-1] + (i - len(b) + 1) * period)
 
 
-def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def mono_at(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    """``audio`` (n,) or (n, C) as contiguous float32 mono at ``rate`` Hz (soxr): the input of the
+    analyses (beats here, chords at their own rate)."""
     a = np.asarray(audio, np.float32)
     if a.ndim == 2:
         a = a.mean(axis=1)
-    if sample_rate != ANALYSIS_SR:
+    if sample_rate != rate:
         import soxr
 
-        a = soxr.resample(a, sample_rate, ANALYSIS_SR)
+        a = soxr.resample(a, sample_rate, rate)
     return np.ascontiguousarray(a, np.float32)
+
+
+def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    return mono_at(audio, sample_rate, ANALYSIS_SR)
 
 
 def onset_envelope(audio: np.ndarray,

@@ -267,14 +267,9 @@ class ChordChart:
 # ------------------------------------------------------------------------------------------------
 
 def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    a = np.asarray(audio, np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=1)
-    if sample_rate != ANALYSIS_SR:
-        import soxr
+    from .beats import mono_at
 
-        a = soxr.resample(a, sample_rate, ANALYSIS_SR)
-    return np.ascontiguousarray(a, np.float32)
+    return mono_at(audio, sample_rate, ANALYSIS_SR)
 
 
 def _spectrogram(mono: np.ndarray) -> np.ndarray:

@@ -143,12 +143,6 @@ class DemucsSeparator:
 
     def separate(self, audio: np.ndarray, progress: Callable[[float], None] | None = None,
                  cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 2 or audio.shape[1] != 2:
-            raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
-        n = audio.shape[0]
-        out = {name: np.zeros((n, 2), dtype=np.float32) for name in self.output_targets}
-        for offset, blocks in self.stream(audio, progress, cancel):
-            for name, block in blocks.items():
-                out[name][offset:offset + block.shape[0]] = block
-        return out
+        from .separator import collect_stream
+
+        return collect_stream(self, audio, progress, cancel)

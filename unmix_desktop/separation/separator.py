@@ -151,12 +151,19 @@ class Separator:
     def separate(self, audio: np.ndarray, progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
         """Separate ``audio`` (n, 2) float32 at the model's rate into ``{target: (n, 2)}``."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 2 or audio.shape[1] != 2:
-            raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
-        n = audio.shape[0]
-        out = {name: np.zeros((n, 2), dtype=np.float32) for name in self.output_targets}
-        for offset, blocks in self.stream(audio, progress, cancel):
-            for name, block in blocks.items():
-                out[name][offset:offset + block.shape[0]] = block
-        return out
+        return collect_stream(self, audio, progress, cancel)
+
+
+def collect_stream(separator, audio: np.ndarray, progress: ProgressFn | None = None,
+                   cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
+    """``separator.stream(audio)`` gathered into ``{target: (n, 2)}``: ``separate()`` of every
+    separator front end (this one, :class:`~.demucs_run.DemucsSeparator`)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[1] != 2:
+        raise ValueError(f"expected (n, 2) audio, got {audio.shape}")
+    n = audio.shape[0]
+    out = {name: np.zeros((n, 2), dtype=np.float32) for name in separator.output_targets}
+    for offset, blocks in separator.stream(audio, progress, cancel):
+        for name, block in blocks.items():
+            out[name][offset:offset + block.shape[0]] = block
+    return out
