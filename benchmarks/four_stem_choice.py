@@ -9,6 +9,8 @@ Methods (``other`` is always ``accompaniment - drums - bass``, so the stems sum 
   (``accompaniment - bass``); other = the rest (what the app ships as ``hybrid``).
 - ``bass_l+drums_dsp``: bass learned, drums from the DSP split of the whole accompaniment.
 - ``drums_l+bass_dsp``: drums learned, bass from the DSP split.
+- ``hybrid_low_to_bass``: as ``hybrid``, but the DSP split's own bass of what is left (its
+  sustained content below ~200 Hz) goes to bass too, not to other.
 
 Songs: every excerpt in ``CORPUS/test`` (POP909 songs n % 20 == 1; the learned splitter was trained
 on songs 001-202 outside that split, so none of them was seen in training; render them with
@@ -50,7 +52,7 @@ DEV = ROOT.parent / "shared" / "data" / "dev" / "waveform-playlist-demo"
 POP909 = ROOT.parent / "shared" / "data" / "pop909"
 OUT = ROOT / "benchmarks" / "results" / "four_stem_choice.json"
 STEMS = ("drums", "bass", "other")
-METHODS = ("dsp", "learned", "hybrid", "bass_l+drums_dsp", "drums_l+bass_dsp")
+METHODS = ("dsp", "learned", "hybrid", "bass_l+drums_dsp", "drums_l+bass_dsp", "hybrid_low_to_bass")
 warnings.filterwarnings("ignore")
 
 
@@ -74,7 +76,8 @@ def combos(acc: np.ndarray, model: str) -> dict[str, dict[str, np.ndarray]]:
 
     return {"dsp": dsp, "learned": learned, "hybrid": make(rest["drums"], learned["bass"]),
             "bass_l+drums_dsp": make(dsp["drums"], learned["bass"]),
-            "drums_l+bass_dsp": make(learned["drums"], dsp["bass"])}
+            "drums_l+bass_dsp": make(learned["drums"], dsp["bass"]),
+            "hybrid_low_to_bass": make(rest["drums"], learned["bass"] + rest["bass"])}
 
 
 def main() -> int:
@@ -88,12 +91,14 @@ def main() -> int:
     ap.add_argument("--shard", default="1/1", help="K/N: only every N-th synthetic song from the K-th")
     ap.add_argument("--no-dev", action="store_true", help="skip the dev song")
     ap.add_argument("--dev-only", action="store_true", help="only the dev song")
+    ap.add_argument("--methods", default=",".join(METHODS), help="the methods to score (comma-separated)")
     ap.add_argument("--merge", nargs="+", default=None, help="merge these partial reports into --out")
     args = ap.parse_args()
     if args.merge:
         report = json.loads(Path(args.merge[0]).read_text())
         for part in args.merge[1:]:
-            report["songs"].update(json.loads(Path(part).read_text())["songs"])
+            for song, row in json.loads(Path(part).read_text())["songs"].items():  # methods of one song add up
+                report["songs"].setdefault(song, {}).update(row)
         report["songs"] = dict(sorted(report["songs"].items()))
         return finish(report, args.out)
     torch.set_num_threads(1)
@@ -102,6 +107,7 @@ def main() -> int:
     report: dict = {"model": args.model, "metric": "BSSEval v4 SDR (dB), median over 1-s frames",
                     "machine": {"platform": platform.platform(), "torch_threads": 1}, "songs": {}}
     t0 = time.perf_counter()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     folders = sorted(p for p in (Path(args.corpus) / "test").iterdir() if p.is_dir() and not p.name.endswith(".part"))
     k, n = (int(x) for x in args.shard.split("/"))
     folders = [] if args.dev_only else folders[k - 1::n]
@@ -110,10 +116,13 @@ def main() -> int:
         acc = sum(refs.values())
         row = {}
         for m, est in combos(acc, args.model).items():
+            if m not in args.methods.split(","):
+                continue
             med = bsseval(refs, est, targets=list(STEMS)).medians
             row[m] = {s: round(float(med[s]["SDR"]), 2) for s in STEMS}
         report["songs"][f"synth/{f.name}"] = row
-        print(f.name, "  ".join(f"{m} " + "/".join(f"{row[m][s]:.1f}" for s in STEMS) for m in METHODS), flush=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")  # partial: a stopped run keeps its songs
+        print(f.name, "  ".join(f"{m} " + "/".join(f"{row[m][s]:.1f}" for s in STEMS) for m in row), flush=True)
     if DEV.is_dir() and not args.no_dev:
         st = {k: load_audio(DEV / f"{k}.flac") for k in ("mixture", "accompaniment", "bass_drums", "guitar",
                                                           "piano_synth")}
@@ -128,10 +137,12 @@ def main() -> int:
         for name, acc in inputs.items():
             row = {}
             for m, est in combos(acc, args.model).items():
+                if m not in args.methods.split(","):
+                    continue
                 med = bsseval(refs, {"bass_drums": est["drums"] + est["bass"], "melodic": est["other"]}).medians
                 row[m] = {g: round(float(med[g]["SDR"]), 2) for g in refs}
             report["songs"][f"dev/{name}"] = row
-            print(name, "  ".join(f"{m} " + "/".join(f"{v:.1f}" for v in row[m].values()) for m in METHODS), flush=True)
+            print(name, "  ".join(f"{m} " + "/".join(f"{v:.1f}" for v in row[m].values()) for m in row), flush=True)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     return finish(report, args.out)
 
@@ -148,7 +159,7 @@ def finish(report: dict, out: str) -> int:
     def gain(r, m):
         return float(np.mean([r[m][k] - r["dsp"][k] for k in r[m]]))
 
-    for m in METHODS:
+    for m in [m for m in METHODS if all(m in r and "dsp" in r for r in report["songs"].values())]:
         gs = [gain(r, m) for r in synth]
         gd = [gain(r, m) for r in dev]
         summary[m] = {"synthetic_median": {s: round(float(np.median([r[m][s] for r in synth])), 2) for s in STEMS}
