@@ -89,6 +89,7 @@ def main() -> int:
     ap.add_argument("--no-spleeter", action="store_true")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--shard", default="1/1", help="K/N: only every N-th synthetic song from the K-th")
+    ap.add_argument("--songs", default=None, help="only these synthetic songs (comma-separated folder names)")
     ap.add_argument("--no-dev", action="store_true", help="skip the dev song")
     ap.add_argument("--dev-only", action="store_true", help="only the dev song")
     ap.add_argument("--methods", default=",".join(METHODS), help="the methods to score (comma-separated)")
@@ -111,6 +112,8 @@ def main() -> int:
     folders = sorted(p for p in (Path(args.corpus) / "test").iterdir() if p.is_dir() and not p.name.endswith(".part"))
     k, n = (int(x) for x in args.shard.split("/"))
     folders = [] if args.dev_only else folders[k - 1::n]
+    if args.songs:
+        folders = [f for f in folders if f.name in args.songs.split(",")]
     for f in folders:
         refs = {s: load_audio(f / f"{s}.flac") for s in STEMS}
         acc = sum(refs.values())

@@ -107,3 +107,19 @@ def test_separate_cli_hybrid_streams_and_sums(tmp_path, tiny_umx):
     r = subprocess.run(base + [str(tmp_path / "default")], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert outputs.read_job(tmp_path / "default" / "s")["four_stem_model"] == learned4.DEFAULT
+
+
+def test_preferences_offer_the_hybrid_and_give_it_back(qtbot):
+    from unmix_desktop.ui.dialogs import HYBRID_LABEL, Preferences, PreferencesDialog
+
+    prefs = Preferences("tiny", 1, True, "wav", None, "hybrid")
+    dialog = PreferencesDialog(prefs, [("tiny", "a model")], [], True, "", splitters=["umx-synth4"])
+    qtbot.addWidget(dialog)
+    assert dialog.stems_combo.currentText() == HYBRID_LABEL  # the saved choice is shown
+    assert dialog.preferences().four_stem_model == "hybrid" and dialog.preferences().four_stems
+    dialog.stems_combo.setCurrentIndex(1)  # the DSP split, after the model's own stems
+    assert dialog.preferences().four_stem_model == "dsp"
+    # without the bundled splitter there is no hybrid to offer
+    bare = PreferencesDialog(prefs, [("tiny", "a model")], [], True, "", splitters=[])
+    qtbot.addWidget(bare)
+    assert HYBRID_LABEL not in [bare.stems_combo.itemText(i) for i in range(bare.stems_combo.count())]

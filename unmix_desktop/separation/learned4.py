@@ -13,8 +13,9 @@ stem (below); any other name is a model of the registry (``unmix models``) or a 
 
 ``"hybrid"``: the bass from the learned splitter (:data:`HYBRID_SPLITTER`), the drums from the DSP
 split of what is left (``accompaniment - bass``), ``other`` = the rest (``accompaniment - drums -
-bass``), so the stems still sum to the song. Chosen per stem by measurement on the held-out
-synthetic songs and the dev song together (benchmarks/four_stem_choice.py). Streamed like the DSP
+bass``), so the stems still sum to the song. Measured against DSP and learned alone on the dev song
+and 22 held-out synthetic songs together (benchmarks/four_stem_choice.py): not better than DSP
+(even on the synthetic songs, -1.3 dB on the dev song), so it is selectable, not the default. Streamed like the DSP
 split (:func:`stream_hybrid`: the learned splitter runs window by window on the accompaniment as it
 comes, the DSP split on the residual behind it), so memory does not grow with the song.
 """
@@ -31,8 +32,9 @@ from ..errors import ModelError
 DSP_NAMES = ("dsp", "hpss-4stems")
 HYBRID = "hybrid"
 HYBRID_SPLITTER = "umx-synth4"  # the bundled learned splitter whose bass the hybrid uses
-# The learned splitter did not beat the DSP split on the dev song (see its MODEL_CARD.md), so the
-# DSP split stays the default; the learned one is selectable by name.
+# Neither the learned splitter nor a per-stem combination beat the DSP split on the dev song and the
+# held-out synthetic songs together (benchmarks/results/four_stem_choice.json, MODEL_CARD.md), so the
+# DSP split stays the default; the others are selectable by name.
 DEFAULT = "dsp"
 STEMS = ("drums", "bass", "other")
 _cache: dict[str, object] = {}

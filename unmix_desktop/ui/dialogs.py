@@ -70,7 +70,9 @@ class PreferencesDialog(QDialog):
             for name in splitters:
                 self.stems_combo.addItem(f"4 stems (learned splitter: {name})", (True, name))
         wanted = (True, prefs.four_stem_model or "dsp") if prefs.four_stems else (False, "dsp")
-        self.stems_combo.setCurrentIndex(max(self.stems_combo.findData(wanted), 0))
+        # findData does not compare Python tuples: look for the saved choice item by item
+        found = [i for i in range(self.stems_combo.count()) if tuple(self.stems_combo.itemData(i) or ()) == wanted]
+        self.stems_combo.setCurrentIndex(found[0] if found else 0)
         self.stems_combo.setToolTip("4 stems: the accompaniment is split into drums, bass and other by signal "
                                     "processing (harmonic/percussive separation + a low band), not by a trained "
                                     "4-stem model: expect leakage between drums, bass and other.")
