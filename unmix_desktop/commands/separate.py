@@ -56,6 +56,19 @@ from .argtypes import (
 SUBTYPES = {"wav": "PCM_16", "wav24": "PCM_24", "wavf": "FLOAT", "flac": "PCM_16"}
 
 
+def _four_stem_default() -> str:
+    from ..separation.learned4 import DEFAULT
+
+    return DEFAULT
+
+
+def _four_stem_method(args) -> str | None:
+    """The four-stem method of this run, by name (the default resolved), for the outputs' marker."""
+    from ..separation.learned4 import resolve
+
+    return resolve(args.four_stem_model) if args.stems == 4 else None
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     d = SeparationSettings()
     p = sub.add_parser("separate", help="separate songs into stems",
@@ -73,7 +86,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--stems", type=int, choices=(2, 4), default=2,
                    help="4: also split the accompaniment into drums/bass/other (signal processing, see README)")
     p.add_argument("--four-stem-model", metavar="NAME", default=None,
-                   help="with --stems 4: 'dsp' (signal processing) or a drums/bass/other model, e.g. umx-synth4")
+                   help="with --stems 4: 'hybrid' (learned bass, DSP drums), 'dsp' (signal processing) or a "
+                        "drums/bass/other model, e.g. umx-synth4 (default: %s)" % _four_stem_default())
     p.add_argument("--niter", type=non_negative_int, default=d.niter,
                    help=f"Wiener EM iterations, 0 = ratio mask (default {d.niter})")
     p.add_argument("--softmask", action=argparse.BooleanOptionalAction, default=d.softmask,
@@ -466,7 +480,7 @@ def job_for(path: Path, args, model: str, settings: SeparationSettings, names: l
     fails with its reason when opened)."""
     try:
         return outputs.job_record(path, model=model, settings=settings.key(), rate=args.rate, format=args.format,
-                                  stems=names, four_stem_model=args.four_stem_model if args.stems == 4 else None)
+                                  stems=names, four_stem_model=_four_stem_method(args))
     except OSError:
         return None
 
@@ -494,6 +508,8 @@ def song_stems(separator, path: Path, args, names: list[str], bar=None, warn=Non
 
             if learned4.is_dsp(args.four_stem_model):
                 split = stream_four_stems(stems)
+            elif learned4.is_hybrid(args.four_stem_model):  # streamed too: learned bass + DSP drums
+                split = learned4.stream_hybrid(stems)
             else:  # the learned splitter works on the whole accompaniment (memory grows with it)
                 whole = collect_blocks(stems)
                 split = iter([(0, four_stems(whole, model=args.four_stem_model))])

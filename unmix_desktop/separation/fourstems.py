@@ -200,16 +200,18 @@ def four_stems(
 
 class _AccompanimentSource:
     """Reads the accompaniment out of the separator's ``(offset, {target: block})`` stream and keeps
-    the vocals of the same frames until :func:`stream_four_stems` hands them on (a source as in
-    :mod:`unmix_desktop.audio.stream`)."""
+    the vocals (and the ``carry`` stems) of the same frames until :func:`stream_four_stems` hands
+    them on (a source as in :mod:`unmix_desktop.audio.stream`)."""
 
-    def __init__(self, blocks: Iterable[tuple[int, Mapping[str, np.ndarray]]], frames: int | None):
+    def __init__(self, blocks: Iterable[tuple[int, Mapping[str, np.ndarray]]], frames: int | None,
+                 carry: tuple[str, ...] = ("vocals",)):
         self._blocks = iter(blocks)
         self.frames = frames
+        self._carry = carry
         self._acc: list[np.ndarray] = []
         self._acc_len = 0
-        self._vocals: list[np.ndarray] = []
-        self._vocals_start = 0
+        self._kept: dict[str, list[np.ndarray]] = {k: [] for k in carry}
+        self._kept_start = 0
         self._end = False
 
     def read(self, frames: int) -> np.ndarray:
@@ -219,27 +221,34 @@ class _AccompanimentSource:
             except StopIteration:
                 self._end = True
                 break
-            missing = [k for k in ("vocals", "accompaniment") if k not in block]
+            missing = [k for k in ("accompaniment", *self._carry) if k not in block]
             if missing:
                 raise ValueError(f"four stems need vocals and accompaniment stems (missing: {', '.join(missing)})")
             acc = np.asarray(block["accompaniment"], dtype=np.float32)
             self._acc.append(acc)
             self._acc_len += acc.shape[0]
-            self._vocals.append(np.asarray(block["vocals"], dtype=np.float32))
+            for k in self._carry:
+                self._kept[k].append(np.asarray(block[k], dtype=np.float32))
         data = np.concatenate(self._acc) if self._acc else np.zeros((0, 2), np.float32)
         out, rest = data[:frames], data[frames:]
         self._acc = [rest] if rest.shape[0] else []
         self._acc_len = rest.shape[0]
         return out
 
+    def take(self, start: int, end: int) -> dict[str, np.ndarray]:
+        """The carried stems ``[start, end)``; everything before ``end`` is dropped."""
+        assert start == self._kept_start
+        out = {}
+        for k, parts in self._kept.items():
+            data = np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
+            out[k], rest = data[:end - start], data[end - start:]
+            self._kept[k] = [rest] if rest.shape[0] else []
+        self._kept_start = end
+        return out
+
     def take_vocals(self, start: int, end: int) -> np.ndarray:
         """Vocals ``[start, end)``; everything before ``end`` is dropped."""
-        assert start == self._vocals_start
-        data = np.concatenate(self._vocals) if self._vocals else np.zeros((0, 2), np.float32)
-        out, rest = data[:end - start], data[end - start:]
-        self._vocals = [rest] if rest.shape[0] else []
-        self._vocals_start = end
-        return out
+        return self.take(start, end)["vocals"]
 
 
 def stream_four_stems(
@@ -248,6 +257,7 @@ def stream_four_stems(
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     frames: int | None = None,
+    carry: tuple[str, ...] = ("vocals",),
     **params,
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """The separator's stream of ``(offset, {vocals, accompaniment, ...})`` blocks -> a stream of
@@ -256,13 +266,14 @@ def stream_four_stems(
     The same windows and cross-fades as :func:`split_accompaniment`, so the result equals
     ``four_stems(separator.separate(audio))`` (float rounding), and the four stems add up to
     vocals + accompaniment. Holds one window (``window_s + overlap_s``) of audio, whatever the
-    song's length. ``frames`` (the expected length) only serves ``progress``.
+    song's length. ``frames`` (the expected length) only serves ``progress``. ``carry``: the stems
+    of the input blocks handed on unchanged beside drums, bass and other (default the vocals).
     """
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     p = {**DEFAULTS, **params}
-    source = _AccompanimentSource(blocks, frames)
+    source = _AccompanimentSource(blocks, frames, carry)
     win = max(int(p["window_s"] * sample_rate), 4 * int(p["n_fft"]))
     overlap = min(int(p["overlap_s"] * sample_rate), win // 2)
     pending: tuple[np.ndarray, np.ndarray] | None = None
@@ -280,7 +291,7 @@ def stream_four_stems(
         cut = w.done - w.start
         acc = w.audio[:cut]
         drums, bass = d[:cut], b[:cut]
-        yield w.start, {"vocals": source.take_vocals(w.start, w.done), "drums": drums, "bass": bass,
+        yield w.start, {**source.take(w.start, w.done), "drums": drums, "bass": bass,
                         "other": acc - drums - bass}
         pending = (d[cut:], b[cut:])
         if progress:

@@ -194,7 +194,7 @@ def four_stem_variant(model: str | None) -> str:
     """The cache variant of a four-stem result: the DSP split keeps the plain name."""
     from . import learned4
 
-    return FOUR_STEMS_VARIANT if learned4.is_dsp(model) else f"{FOUR_STEMS_VARIANT}-{model}"
+    return FOUR_STEMS_VARIANT if learned4.is_dsp(model) else f"{FOUR_STEMS_VARIANT}-{learned4.resolve(model)}"
 
 
 def four_stems_available() -> bool:

@@ -24,10 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..separation.learned4 import HYBRID, HYBRID_SPLITTER
 from .settings import MAX_NITER, OUTPUT_FORMATS
 
 FOUR_STEMS_LABEL = "4 stems (drums/bass/other estimated)"
 TWO_STEMS_LABEL = "Model's stems (e.g. vocals + accompaniment)"
+HYBRID_LABEL = "4 stems (bass learned, drums/other by signal processing)"
 
 
 @dataclass
@@ -66,12 +68,14 @@ class PreferencesDialog(QDialog):
         self.stems_combo.addItem(TWO_STEMS_LABEL, (False, "dsp"))
         if four_stems_available:
             self.stems_combo.addItem(FOUR_STEMS_LABEL, (True, "dsp"))
+            if HYBRID_SPLITTER in splitters:  # the per-stem choice needs the bundled learned splitter
+                self.stems_combo.addItem(HYBRID_LABEL, (True, HYBRID))
             for name in splitters:
                 self.stems_combo.addItem(f"4 stems (learned splitter: {name})", (True, name))
         wanted = (True, prefs.four_stem_model or "dsp") if prefs.four_stems else (False, "dsp")
         # (not findData: it compares a Python tuple by identity, and missed the saved 4-stem choice)
         self.stems_combo.setCurrentIndex(next((i for i in range(self.stems_combo.count())
-                                               if tuple(self.stems_combo.itemData(i)) == wanted), 0))
+                                               if tuple(self.stems_combo.itemData(i) or ()) == wanted), 0))
         self.stems_combo.setToolTip("4 stems: the accompaniment is split into drums, bass and other by signal "
                                     "processing (harmonic/percussive separation + a low band), not by a trained "
                                     "4-stem model: expect leakage between drums, bass and other.")

@@ -320,7 +320,8 @@ class LibraryController(QObject):
             meta = cached.meta
             return SongResult(entry.source, cached.mixture, order_stems(cached.stems), entry.model,
                               meta.get("card", {}), True, time.perf_counter() - t0, 0.0, entry.settings,
-                              four_stems=meta.get("variant") == "4stems", content_hash=digest)
+                              four_stems=str(meta.get("variant", "")).startswith("4stems"),
+                              content_hash=digest)
 
         def done(result) -> None:
             if result is None:  # damaged or evicted meanwhile
