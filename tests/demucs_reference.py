@@ -70,6 +70,7 @@ def dev_mix(start_s: float, seconds: float) -> np.ndarray:
 
     audio = load_audio(DEV / "mixture.flac")
     a = int(start_s * 44100)
+    assert a + int(seconds * 44100) <= audio.shape[0], "slice beyond the dev song's end"
     return np.ascontiguousarray(np.asarray(audio, dtype=np.float32)[a:a + int(seconds * 44100)])
 
 
