@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -93,8 +94,9 @@ class _Lane:
     base: int = 0
     done_chunks: list = field(default_factory=list)
 
-    def chunk(self, k: int) -> tuple[int, int, int]:
-        """(song position of the input window start, song position of the output start, output length)."""
+    def chunk(self, k: int) -> tuple[int, int, int, int]:
+        """(song position of the input window start, song position of the output start, output length,
+        offset of the output in the window)."""
         c = k * self.stride
         length = min(self.length - c, self.seg)
         delta = self.seg - length
@@ -194,7 +196,7 @@ def _plan_lanes(model: DemucsModel, n: int, shifts: int, overlap: float) -> list
         weight = (tri / tri.max()) ** 1.0
         draws_pos = getattr(net, "crosstransformer", None) is not None and \
             getattr(net.crosstransformer, "emb", "") == "sin"
-        rand_pos = net.crosstransformer.sin_random_shift if draws_pos else 0
+        rand_pos = cast(Any, net).crosstransformer.sin_random_shift if draws_pos else 0
         passes = [(0, n)] if not shifts else []
         for _ in range(shifts):
             offset = random.randint(0, max_shift)
@@ -304,14 +306,14 @@ def _engine(model, src, n, mean, std, *, shifts, overlap, progress, cancel, devi
             if frontier > emitted:
                 est = torch.zeros(S, 2, frontier - emitted)
                 for i in range(len(model.nets)):
-                    part = 0.0
+                    part: float | torch.Tensor = 0.0
                     for lane in lanes:
                         if lane.net_index == i:
                             part = part + _take(lane, emitted, frontier)
                     part = part / per_net if shifts else part
                     est += part * weights[i][:, None, None]
                 est /= totals[:, None, None]
-                est = est * np.float32(std) + np.float32(mean)
+                est = est * cast(Any, np.float32(std)) + cast(Any, np.float32(mean))
                 block = est.permute(0, 2, 1).contiguous().numpy()
                 yield emitted, {name: block[k] for k, name in enumerate(names)}
                 emitted = frontier
@@ -326,6 +328,7 @@ def _accumulate(lane: _Lane, out: torch.Tensor, o: int, length: int) -> None:
         lane.base = max(o, 0)
         lane.acc = torch.zeros(out.shape[0], out.shape[1], 0)
         lane.wsum = torch.zeros(0)
+    assert lane.acc is not None and lane.wsum is not None
     lo = max(o, lane.base)
     hi = o + length
     if hi <= lo:
@@ -342,6 +345,7 @@ def _accumulate(lane: _Lane, out: torch.Tensor, o: int, length: int) -> None:
 
 def _take(lane: _Lane, start: int, end: int) -> torch.Tensor:
     """Final output of ``lane`` for song positions [start, end), then forget it."""
+    assert lane.acc is not None and lane.wsum is not None, "no output accumulated yet"
     sl = slice(start - lane.base, end - lane.base)
     part = lane.acc[..., sl] / lane.wsum[sl]
     lane.acc = lane.acc[..., end - lane.base:]

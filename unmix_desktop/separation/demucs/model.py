@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -22,8 +23,8 @@ class DemucsModel:
     """
 
     def __init__(self, nets: list[torch.nn.Module], weights: list[list[float]] | None, card: dict):
-        first = nets[0]
-        for net in nets:
+        first = cast(Any, nets[0])  # HTDemucs-like: sources, samplerate, audio_channels
+        for net in cast(list[Any], nets):
             if (list(net.sources) != list(first.sources) or net.samplerate != first.samplerate
                     or net.audio_channels != first.audio_channels):
                 raise ValueError("the models of a bag must have the same sources, rate and channels")
@@ -79,7 +80,7 @@ def _net_from_file(path: Path, check_name: bool = True) -> tuple[torch.nn.Module
     if net.audio_channels != 2:
         raise ModelError(f"{path}: only stereo models are supported (audio_channels={net.audio_channels})")
     info = {"file": path.name, "klass": package["qualified"],
-            "segment": float(net.segment), "parameters": sum(p.numel() for p in net.parameters())}
+            "segment": float(cast(float, net.segment)), "parameters": sum(p.numel() for p in net.parameters())}
     return net, info
 
 
@@ -109,18 +110,19 @@ def load_demucs(path: str | Path) -> DemucsModel:
         nets, infos, weights = [net], [info], None
         m = checkpoint._SIG_FILE.match(path.stem)
         name = m.group(1) if m else path.stem
+    htnets = cast(list[Any], nets)  # HTDemucs-like: sources, segment, samplerate
     try:
         card = {
             "name": name,
             "description": _describe(name, nets),
-            "sources": list(nets[0].sources),
+            "sources": list(htnets[0].sources),
             "architecture": "htdemucs",
             "models": len(nets),
             "weights": weights,
             "files": [i["file"] for i in infos],
-            "segment_s": float(min(n.segment for n in nets)),
+            "segment_s": float(min(n.segment for n in htnets)),
             "parameters": sum(i["parameters"] for i in infos),
-            "samplerate": int(nets[0].samplerate),
+            "samplerate": int(htnets[0].samplerate),
             "license": "MIT (code and weights: facebookresearch/demucs)",
             "paper": "Rouard, Massa, Defossez, 'Hybrid Transformers for Music Source Separation', ICASSP 2023",
             "path": str(path),

@@ -121,7 +121,7 @@ class HEncLayer(nn.Module):
             return nn.GroupNorm(norm_groups, d) if norm else nn.Identity()
 
         pad = kernel_size // 4 if pad else 0
-        klass = nn.Conv1d
+        klass: type[nn.Module] = nn.Conv1d
         self.freq = freq
         self.kernel_size = kernel_size
         self.stride = stride
@@ -197,8 +197,8 @@ class HDecLayer(nn.Module):
         self.kernel_size = kernel_size
         self.norm = norm
         self.context_freq = context_freq
-        klass = nn.Conv1d
-        klass_tr = nn.ConvTranspose1d
+        klass: type[nn.Module] = nn.Conv1d
+        klass_tr: type[nn.Module] = nn.ConvTranspose1d
         if freq:
             kernel_size = [kernel_size, 1]
             stride = [stride, 1]
@@ -424,6 +424,8 @@ class CrossTransformerEncoder(nn.Module):
             self.position_embeddings = ScaledEmbedding(max_positions, dim, scale=0.2)
             self.position_embeddings.scale = 3.0  # transformer.ScaledEmbedding's boost
         activation = F.gelu if gelu else F.relu
+        self.norm_in: nn.Module
+        self.norm_in_t: nn.Module
         if norm_in:
             self.norm_in = nn.LayerNorm(dim)
             self.norm_in_t = nn.LayerNorm(dim)
@@ -603,6 +605,7 @@ class HTDemucs(nn.Module):
             self.channel_upsampler_t = nn.Conv1d(transformer_channels, bottom_channels, 1)
             self.channel_downsampler_t = nn.Conv1d(bottom_channels, transformer_channels, 1)
             transformer_channels = bottom_channels
+        self.crosstransformer: CrossTransformerEncoder | None
         if t_layers > 0:
             self.crosstransformer = CrossTransformerEncoder(
                 dim=transformer_channels, emb=t_emb, hidden_scale=t_hidden_scale, num_heads=t_heads,
@@ -648,7 +651,7 @@ class HTDemucs(nn.Module):
         return training_length
 
     @property
-    def segment_length(self) -> int:
+    def segment_length(self) -> int | None:
         """Samples per segment the network is run on (the reference's ``int(segment * samplerate)``)."""
         return int(self.segment * self.samplerate) if self.use_train_segment else None
 
