@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import outputs
-from ..errors import UnmixError, UsageError
+from ..errors import Stopped, UnmixError, UsageError
 from .stats import RunStats, SongRecord, report_dict, write_report
 from .worker import SongWorker, pack_model
 
@@ -374,7 +374,7 @@ def _run(ray, args, out, plan, names, options, write_stems, _error_line, _label,
                 pool.idle.append(aid)
                 finish(i, result, aid)
             show()
-    except BaseException:
+    except BaseException as exc:
         # a signal (Stopped / KeyboardInterrupt) or a fatal error: no worker goes on, nothing half-written
         pool.stop_all()
         deadline = time.monotonic() + 30
@@ -383,6 +383,8 @@ def _run(ray, args, out, plan, names, options, write_stems, _error_line, _label,
             for ref in ready:
                 inflight.pop(ref, None)
         _clean(folders, pool)
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Stopped) and RECEIVED:
+            raise Stopped(RECEIVED[0]) from None
         raise
     _clean(folders, pool)
     pool.stop_all()
@@ -418,8 +420,24 @@ def _restore_signal_handlers(saved: dict) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for sig, handler in saved.items():
-        if handler is not None:
+        if callable(handler):
+            signal.signal(sig, _recording(handler))
+        elif handler is not None:
             signal.signal(sig, handler)
+
+
+#: Signals received during a cluster run. Ray turns an exception raised by a signal handler while it
+#: waits in its own code into a plain KeyboardInterrupt, losing which signal it was; the run re-raises
+#: it as :class:`~unmix_desktop.errors.Stopped` with the signal recorded here (exit 143 for SIGTERM).
+RECEIVED: list[int] = []
+
+
+def _recording(handler):
+    def on_signal(signum, frame):
+        RECEIVED.append(int(signum))
+        handler(signum, frame)
+
+    return on_signal
 
 
 def _clean(folders, pool) -> None:
