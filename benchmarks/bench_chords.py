@@ -57,19 +57,12 @@ KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69,
 def reference(song_dir: Path, seed: int, duration: float) -> tuple[list, str, dict]:
     """The excerpt's reference chords ``[(start, end, label)]`` and key, replaying the excerpt's random
     draws (tempo, key shift, start) exactly as ``make_excerpt`` makes them."""
+    from unmix_desktop.training.synth.corpus import excerpt_draws
     from unmix_desktop.training.synth.pop909 import read_song
 
     song = read_song(song_dir)
-    num = int(song.name)
-    rng = np.random.default_rng([int(seed), num])
-    bpm0 = 60.0 / song.beat_period
-    bpm = float(rng.uniform(70, 180))
-    factor = bpm0 / bpm
-    key_shift = int(rng.integers(-5, 7))
-    downs = song.downbeats if len(song.downbeats) else song.beats[::4]
+    _rng, bpm, factor, key_shift, t0 = excerpt_draws(song, seed, duration)
     span = duration / factor
-    starts = [d for d in downs if d + span < song.beats[-1]] or [float(song.beats[0])]
-    t0 = float(rng.choice(starts))
     labels = [ln.split()[2] for ln in (song_dir / "chord_midi.txt").read_text().splitlines() if len(ln.split()) >= 3]
     if len(labels) != len(song.chords):
         raise RuntimeError(f"{song_dir}: chord lines and parsed chords differ")

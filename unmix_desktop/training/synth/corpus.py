@@ -48,11 +48,12 @@ def _window(notes: list[Note], t0: float, t1: float) -> list[Note]:
     return [Note(n.start - t0, n.end - t0, n.pitch, n.velocity) for n in notes if n.end > t0 and n.start < t1]
 
 
-def make_excerpt(song: Song, seed: int, duration: float, renderer, produce: bool = True) -> tuple[dict, dict]:
-    """Render one excerpt; returns (stems, description)."""
+def excerpt_draws(song: Song, seed: int, duration: float):
+    """The excerpt's first random draws: ``(rng, bpm, factor, key_shift, t0)`` -- the tempo mapped into
+    70..180 BPM, the key shift and the start downbeat; ``rng`` goes on with the rest of the excerpt.
+    ``benchmarks/bench_chords.py`` replays them to know an excerpt's reference chords."""
     num = int(song.name) if song.name.isdigit() else 0
     rng = np.random.default_rng([int(seed), num])
-    # tempo: map the song's tempo into 70..180 BPM
     bpm0 = 60.0 / song.beat_period
     bpm = float(rng.uniform(70, 180))
     factor = bpm0 / bpm
@@ -61,6 +62,12 @@ def make_excerpt(song: Song, seed: int, duration: float, renderer, produce: bool
     span = duration / factor
     starts = [d for d in downs if d + span < song.beats[-1]] or [float(song.beats[0])]
     t0 = float(rng.choice(starts))
+    return rng, bpm, factor, key_shift, t0
+
+
+def make_excerpt(song: Song, seed: int, duration: float, renderer, produce: bool = True) -> tuple[dict, dict]:
+    """Render one excerpt; returns (stems, description)."""
+    rng, bpm, factor, key_shift, t0 = excerpt_draws(song, seed, duration)
     s = song.stretched(factor, offset=t0)
     pre = 1.0  # pre-roll (s) so notes already sounding at the excerpt start ring in
     beats = s.beats[(s.beats >= -pre - 1e-6) & (s.beats <= duration + 2)]
