@@ -168,12 +168,25 @@ def start():
     record("play", duration=duration, loop=list(w.player.loop or ()), notice=w.last_notice)
 
 
+def settled():
+    # start once the song is whole and its beat grid is in (the metronome stem reloads the player when
+    # the grid arrives while paused), or after 60 s regardless: the soak measures a minute of steady
+    # playback, not the song's opening
+    w = state["window"]
+    state.setdefault("t_ready", time.monotonic())
+    whole = w.song is not None and w.song_is_complete
+    if (not whole or w.practice_ctl.grid is None) and time.monotonic() - state["t_ready"] < 60:
+        QTimer.singleShot(200, settled)
+        return
+    QTimer.singleShot(500, start)
+
+
 def tick():
     if state["window"] is None:
         for widget in qapp.topLevelWidgets():
             if isinstance(widget, MainWindow):
                 state["window"] = widget
-                widget.song_ready.connect(lambda: QTimer.singleShot(200, start))
+                widget.song_ready.connect(lambda: QTimer.singleShot(200, settled))
                 widget.separation_failed.connect(lambda m: (record("failed", message=m), qapp.exit(3)))
         return
     if state["t_play"] is None:
