@@ -35,6 +35,9 @@ import textwrap
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_soak import write_alsa_conf  # the one ALSA file-plugin config of the real-time checks
+
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
 FRAME_BYTES = 8
@@ -96,22 +99,6 @@ DRIVER = textwrap.dedent("""
     record("exit", code=code)
     sys.exit(code)
 """)
-
-
-def write_alsa_conf(path: Path, fifo: Path) -> None:
-    path.write_text(textwrap.dedent(f"""\
-        </usr/share/alsa/alsa.conf>
-        pcm.!default {{
-            type plug
-            slave {{ pcm "unmix_fifo"; format FLOAT_LE; rate {SR}; channels 2 }}
-        }}
-        pcm.unmix_fifo {{
-            type file
-            slave.pcm "null"
-            file "{fifo}"
-            format "raw"
-        }}
-        """))
 
 
 def prepare(tmp: Path, song_seconds: float = 20.0) -> tuple[dict, Path, Path]:
