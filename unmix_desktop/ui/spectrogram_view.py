@@ -28,6 +28,7 @@ class SpectrogramController(QObject):
         self.w = window
         self.warn = warn
         self.task: Task | None = None
+        self._task_song = None   # the song object ``task`` computes for
         self.spectrograms: dict = {}
         self.error: str | None = None
         self._ready_sent = False
@@ -38,6 +39,7 @@ class SpectrogramController(QObject):
         if self.task is not None:
             self.task.cancel()
         self.task = None
+        self._task_song = None
         self.spectrograms = {}
         self.error = None
         self._ready_sent = False
@@ -47,23 +49,39 @@ class SpectrogramController(QObject):
         self._maybe_ready()
 
     def start(self) -> None:
+        """Compute the spectrograms of the song shown now (once; a job running for another song object,
+        e.g. the partial result of a song whose finished result has just replaced it, is replaced)."""
         song = self.w.song
-        if song is None or self.task is not None or self.spectrograms or getattr(self.w, "live", False):
+        if song is None or self.spectrograms or getattr(self.w, "live", False):
             return  # (a song still being separated gets its spectrograms when it is done)
+        if self.task is not None:
+            if self._task_song is song:
+                return
+            self.task.cancel()
         mixture, stems = song.mixture, song.stems
+        self._task_song = song
         self.task = self.w.start_task(lambda report, cancel: jobs.run_spectrograms(mixture, stems, report, cancel),
                                       "spectrograms", None, lambda specs: self._on_done(specs, song), self._on_error)
 
     def _on_done(self, specs: dict, song=None) -> None:
-        self.task = None
         if song is not None and song is not self.w.song:
-            return  # the window moved on to another song (or reloaded this one) while they were computed
+            # the window moved on to another song (or replaced this one by its finished result) while they
+            # were computed: its own job runs or starts now (dropping this outcome without one lost
+            # ``ready`` for good when the partial song's job was the only one)
+            if self._task_song is song:
+                self.task = None
+                self._task_song = None
+                self.start()
+            return
+        self.task = None
+        self._task_song = None
         self.spectrograms = specs
         self.w.song_page.tracks.set_spectrograms(specs)
         self._maybe_ready()
 
     def _on_error(self, message: str) -> None:
         self.task = None
+        self._task_song = None
         self.error = message
         self.warn(f"Could not draw the spectrograms: {message}")
         self._maybe_ready()
