@@ -115,8 +115,9 @@ def test_ratio_masks_are_spleeters():
 def test_mask_extensions(exponent):
     mag = torch.rand(1, 2, 2049, 20) + 0.01
     est, masks = {}, {}
+    model = _random_model(exponent=exponent)   # one network (building a full-size one takes seconds)
     for ext in sp.EXTENSIONS:
-        model = _random_model(extension=ext, exponent=exponent)
+        model.extension = ext   # read at every forward only
         with torch.no_grad():
             est[ext] = model(mag)
             masks[ext] = model.spleeter_masks(mag)
