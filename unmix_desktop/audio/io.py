@@ -402,3 +402,16 @@ def save_audio(
             raise AudioError(outputs.os_error_path(exc, path), exc.strerror or _short(exc)) from exc
         raise AudioError(path, f"could not write ({_short(exc)})") from exc
     return path
+
+
+def check_song_path(path: str | os.PathLike) -> Path:
+    """Validate a path the user gave; raises :class:`AudioError` with the reason."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a folder: drop a single audio file")
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        kinds = ", ".join(sorted(e.lstrip(".") for e in AUDIO_EXTENSIONS))
+        raise AudioError(path, f"not a supported audio file (supported: {kinds})")
+    return path

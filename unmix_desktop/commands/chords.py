@@ -80,14 +80,16 @@ def song_chart(args: argparse.Namespace, vocabulary: str):
 
 def _separate(song: Path, args: argparse.Namespace):
     """Separate through the song pipeline (the stem cache); ``(stems, sample rate, chart cache file)``."""
+    from ..audio.io import check_song_path
+
+    path = check_song_path(song)   # before the model code's imports: a wrong path is one line at once
     from ..analysis.chords import cache_name
     from ..cache import StemCache, make_key
     from ..progress import ProgressBar
-    from ..separation.pipeline import ModelProvider, Pipeline, SongRequest, check_song_path, worker_threads
+    from ..separation.pipeline import ModelProvider, Pipeline, SongRequest, worker_threads
     from ..separation.registry import default_model_name
     from ..separation.settings import SeparationSettings
 
-    path = check_song_path(song)
     request = SongRequest(path, args.model or default_model_name(), SeparationSettings(), use_cache=not args.no_cache)
     cache = StemCache()
     bar = None if args.quiet else ProgressBar(path.name[:40])

@@ -42,6 +42,7 @@ import numpy as np
 from .. import cache as cache_mod
 from ..audio import io as audio_io
 from ..audio.growing import GrowingStems
+from ..audio.io import check_song_path  # re-exported: it lives with the file code (no torch)
 from ..errors import AudioError, Cancelled
 from .settings import SeparationSettings
 
@@ -70,19 +71,6 @@ def _no_report(stage: str, fraction: float) -> None:
 def order_stems(stems: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     rank = {name: i for i, name in enumerate(STEM_ORDER)}
     return dict(sorted(stems.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
-
-
-def check_song_path(path: str | os.PathLike) -> Path:
-    """Validate a path the user gave; raises :class:`AudioError` with the reason."""
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a folder: drop a single audio file")
-    if path.suffix.lower() not in audio_io.AUDIO_EXTENSIONS:
-        kinds = ", ".join(sorted(e.lstrip(".") for e in audio_io.AUDIO_EXTENSIONS))
-        raise AudioError(path, f"not a supported audio file (supported: {kinds})")
-    return path
 
 
 #: Decoder messages that describe the wrong thing (FFmpeg/libsndfile say "does not exist ...
