@@ -169,8 +169,8 @@ class Cluster:
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@pytest.fixture(scope="session")   # (module scope was rebuilt mid-module when pytest-xdist handed the
+def cluster(tmp_path_factory):       # group's tests over in two batches: ~16 s and 3 Ray nodes again)
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'unmix-desktop[cluster]')")
     if not shutil.which("unshare") or os.geteuid() != 0:
         pytest.skip("the cluster tests need root and unshare (a worker node with its own view of the folders)")
