@@ -15,6 +15,10 @@ Numbers follow ``demucs/api.py`` and ``demucs/apply.py`` (demucs 4.1.0):
   unused positional-embedding shift per segment);
 * a bag: every model's estimate weighted per source by the yaml's weights, divided by their sum.
 
+The engine runs under :func:`~unmix_desktop.separation.allocator.tuned_allocator` (glibc keeps the
+segments' big buffers instead of mapping and faulting them in again for every segment; the memory is
+trimmed back when the run ends).
+
 Everything is one streaming engine (:func:`stream_demucs`): every (model, shift) pair is a *lane* with
 its own segment grid; segments are run in the order of the input they need, and audio is final once
 no lane has a segment left that covers it. Memory is a few segments whatever the song's length;
@@ -35,6 +39,7 @@ import numpy as np
 import torch
 
 from ...errors import Cancelled
+from ..allocator import tuned_allocator
 from .model import DemucsModel, segment_length
 
 ProgressFn = Callable[[float], None]
@@ -284,7 +289,8 @@ def _engine(model, src, n, mean, std, *, shifts, overlap, progress, cancel, devi
     total_chunks = sum(lane.n_chunks for lane in lanes)
     done = 0
     emitted = 0
-    with _threads(threads), torch.inference_mode():
+    # glibc keeps the big tensors' pages from one segment to the next; memory trimmed at the end (allocator.py)
+    with _threads(threads), torch.inference_mode(), tuned_allocator():
         while emitted < n:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
