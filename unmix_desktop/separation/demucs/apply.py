@@ -44,9 +44,11 @@ from .model import DemucsModel, segment_length
 
 ProgressFn = Callable[[float], None]
 READ_BLOCK = 1 << 16
-#: segments per network call (every normalisation in the network is per item, so batching is exact;
-#: not measured faster on 2 CPU cores, where each segment already fills both; may help on a GPU)
-DEFAULT_BATCH = 1
+#: segments per network call (every normalisation in the network is per item, so batching is exact, within
+#: float rounding). 2 on 2 loaded CPU cores: about 0.6-0.7x the time per segment of one by one in interleaved
+#: runs (bigger matrix products, per-op overhead shared), for about 0.7 GB more peak memory (1.1 -> 1.9 GB
+#: with the published htdemucs configuration; benchmarks/results/bench_demucs_30s_batch2.json)
+DEFAULT_BATCH = 2
 
 
 def mix_stats(source) -> tuple[float, float, int]:
