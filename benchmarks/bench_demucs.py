@@ -4,8 +4,10 @@ Speed (default): one random-weight checkpoint in the official format with the pu
 architecture (random weights cost exactly what the real ones do), the same mix, the same thread count;
 each repeat runs the reference (``demucs.api.Separator(shifts=0, split=True, overlap=0.25)
 .separate_tensor``, i.e. its normalisation around ``apply_model``) and then ours
-(:func:`unmix_desktop.separation.demucs.separate_demucs`), interleaved; medians of ``--repeat`` runs,
-the max abs difference of every run, the load average before and after (the machine is shared).
+(:func:`unmix_desktop.separation.demucs.separate_demucs`), interleaved, each in its own worker process
+(our engine sets glibc malloc options for its process; the reference's process keeps the defaults);
+medians of ``--repeat`` runs, the max abs difference of every run, the load average before and after
+(the machine is shared).
 ``--shifts`` also times ours with shifts=N (the reference's test-time augmentation).
 The mix is the first ``--seconds`` of the dev song (looped when longer than the song).
 
@@ -16,7 +18,7 @@ the network by a trivial one to measure the engine alone (20 minutes of the full
 loaded 2-core machine): add the full network's one-segment working set (``--memory-config default`` on
 a short length, which is the same for any length) to read the whole.
 
-    python benchmarks/bench_demucs.py [--seconds 60] [--repeat 3] [--threads 2] [--shifts 1 2]
+    python benchmarks/bench_demucs.py [--seconds 60] [--repeat 3] [--threads 2] [--shifts 1 2] [--batch N]
     python benchmarks/bench_demucs.py --memory 5 20 [--memory-config tiny]
 """
 
@@ -87,46 +89,103 @@ def loadavg() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def bench_speed(args) -> dict:
-    from unmix_desktop.separation.demucs import load_demucs, separate_demucs
+def speed_worker(kind: str, checkpoint: str, seconds: float, threads: int, batch: int, outdir: str) -> None:
+    """One side of the speed benchmark in its own process: loads the model and the mix, prints "ready", then
+    separates the mix once per line read from stdin, saving the stems to ``outdir/kind.npy`` and printing
+    the seconds it took."""
+    torch.set_num_threads(threads)
+    mix = load_mix(seconds)
+    if kind == "reference":
+        api = reference_api()
+        path = Path(checkpoint)
+        sep = api.Separator(model=path.name.split("-")[0], repo=path.parent, shifts=0, split=True, overlap=0.25,
+                            progress=False)
+        wav = torch.from_numpy(np.ascontiguousarray(mix.T))
+        names = list(sep.model.sources)
 
-    torch.set_num_threads(args.threads)
-    api = reference_api()
-    mix = load_mix(args.seconds)
+        def run():
+            _, ref = sep.separate_tensor(wav, SR)
+            return np.stack([ref[k].numpy().T for k in names])
+    else:
+        from unmix_desktop.separation.demucs import load_demucs, separate_demucs
+
+        model = load_demucs(checkpoint)
+        names = list(model.sources)
+
+        def run():
+            ours = separate_demucs(model, mix, threads=threads, batch=batch)
+            return np.stack([ours[k] for k in names])
+    print(json.dumps({"ready": names}), flush=True)
+    for line in sys.stdin:
+        if line.startswith("shifts"):
+            from unmix_desktop.separation.demucs import separate_demucs
+
+            t0 = time.perf_counter()
+            separate_demucs(model, mix, shifts=int(line.split()[1]), threads=threads, batch=batch)
+            print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+            continue
+        t0 = time.perf_counter()
+        out = run()
+        dt = time.perf_counter() - t0
+        np.save(Path(outdir) / f"{kind}.npy", out)
+        print(json.dumps({"seconds": dt, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+              flush=True)
+
+
+def bench_speed(args) -> dict:
+    """Each implementation in its own process (as a user runs it: our Demucs engine sets glibc's malloc
+    options for its process, the reference runs with the defaults), the runs interleaved."""
     with tempfile.TemporaryDirectory() as tmp:
         path = make_checkpoint(Path(tmp), args.config)
-        ref_sep = api.Separator(model="b0b0b0b0", repo=Path(tmp), shifts=0, split=True, overlap=0.25,
-                                progress=False)
-        ours_model = load_demucs(path)
-        wav = torch.from_numpy(np.ascontiguousarray(mix.T))
+        workers = {}
+        for kind in ("reference", "ours"):
+            workers[kind] = subprocess.Popen(
+                [sys.executable, __file__, "--speed-worker", kind, str(path), str(args.seconds), str(args.threads),
+                 str(args.batch), tmp], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for w in workers.values():
+            assert w.stdin is not None and w.stdout is not None
+            json.loads(w.stdout.readline())
+
+        def ask(kind: str, line: str = "run") -> dict:
+            w = workers[kind]
+            assert w.stdin is not None and w.stdout is not None
+            w.stdin.write(line + "\n")
+            w.stdin.flush()
+            reply = w.stdout.readline()
+            if not reply:
+                raise RuntimeError(f"the {kind} worker stopped (exit {w.wait()})")
+            return json.loads(reply)
+
         runs = []
         for i in range(args.repeat):
             la0 = loadavg()
-            t0 = time.perf_counter()
-            _, ref = ref_sep.separate_tensor(wav, SR)
-            t1 = time.perf_counter()
-            ours = separate_demucs(ours_model, mix, threads=args.threads)
-            t2 = time.perf_counter()
-            err = max(float(np.abs(ours[k] - ref[k].numpy().T).max()) for k in ours_model.sources)
-            runs.append({"reference_s": t1 - t0, "ours_s": t2 - t1, "max_abs_diff": err,
+            ref = ask("reference")
+            ours = ask("ours")
+            err = float(np.abs(np.load(Path(tmp) / "ours.npy") - np.load(Path(tmp) / "reference.npy")).max())
+            t_ref, t_ours = ref["seconds"], ours["seconds"]
+            runs.append({"reference_s": t_ref, "ours_s": t_ours, "ratio": t_ours / t_ref, "max_abs_diff": err,
+                         "reference_peak_rss_mb": round(ref["rss_mb"], 1), "ours_peak_rss_mb": round(ours["rss_mb"], 1),
                          "loadavg_before": la0, "loadavg_after": loadavg()})
-            print(f"run {i}: reference {t1 - t0:.1f} s, ours {t2 - t1:.1f} s, ratio {(t2 - t1) / (t1 - t0):.3f}, "
+            print(f"run {i}: reference {t_ref:.1f} s, ours {t_ours:.1f} s, ratio {t_ours / t_ref:.3f}, "
                   f"max |diff| {err:.2e}, load {la0} -> {loadavg()}", flush=True)
-            del ref, ours
         shifts = {}
         for n in args.shifts:
-            t0 = time.perf_counter()
-            separate_demucs(ours_model, mix, shifts=n, threads=args.threads)
-            shifts[str(n)] = time.perf_counter() - t0
+            shifts[str(n)] = ask("ours", f"shifts {n}")["seconds"]
             print(f"ours shifts={n}: {shifts[str(n)]:.1f} s", flush=True)
+        for w in workers.values():
+            assert w.stdin is not None
+            w.stdin.close()
+            w.wait()
     ref_med = statistics.median(r["reference_s"] for r in runs)
     ours_med = statistics.median(r["ours_s"] for r in runs)
     return {
         "config": args.config, "audio_s": args.seconds, "threads": args.threads, "repeat": args.repeat,
+        "batch": args.batch, "song": str(DEV.relative_to(ROOT.parent)),
         "reference": "demucs 4.1.0 Separator.separate_tensor (apply_model, shifts=0, split, overlap=0.25)",
+        "processes": "one worker process each (ours sets glibc malloc options, the reference has the defaults)",
         "reference_median_s": ref_med, "ours_median_s": ours_med, "ratio_ours_over_reference": ours_med / ref_med,
         "rtf_reference": ref_med / args.seconds, "rtf_ours": ours_med / args.seconds,
-        "ours_shifts_s": shifts, "runs": runs,
+        "max_abs_diff": max(r["max_abs_diff"] for r in runs), "ours_shifts_s": shifts, "runs": runs,
     }
 
 
@@ -193,6 +252,9 @@ def bench_memory(args) -> list[dict]:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--speed-worker":
+        speed_worker(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7])
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--stream-child":
         stream_child(float(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
         return
@@ -202,11 +264,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
     ap.add_argument("--shifts", type=int, nargs="*", default=[])
+    ap.add_argument("--batch", type=int, default=None, help="our segments per network call (default: the engine's)")
     ap.add_argument("--memory", type=float, nargs="*", default=None, help="minutes of audio to stream")
     ap.add_argument("--memory-config", choices=sorted(CONFIGS) + ["null"], default="tiny",
                     help="network size for --memory; null = no network (the engine alone)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.batch is None:
+        from unmix_desktop.separation.demucs.apply import DEFAULT_BATCH
+
+        args.batch = DEFAULT_BATCH
     info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if args.memory:

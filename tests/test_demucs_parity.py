@@ -15,6 +15,7 @@ from demucs_reference import SMALL, SOURCES_6, dev_mix, make_checkpoint, referen
 from unmix_desktop.audio.stream import ArraySource
 from unmix_desktop.errors import Cancelled
 from unmix_desktop.separation.demucs import load_demucs, separate_demucs, stream_demucs
+from unmix_desktop.separation.demucs.apply import DEFAULT_BATCH
 
 TOL = 1e-4
 
@@ -169,8 +170,9 @@ def test_cancel_and_short_input(tmp_path):
     stop.set()
     with pytest.raises(Cancelled):
         separate_demucs(model, dev_mix(0.0, 2.0), cancel=stop)
-    mix = dev_mix(0.0, 3.5)  # 3 segments of 2 s, run as a batch of 2 and then 1: same numbers
-    one, batched = separate_demucs(model, mix), separate_demucs(model, mix, batch=2)
+    mix = dev_mix(0.0, 3.5)  # 3 segments of 2 s, one by one, or a batch of 2 and then 1 (the default): same numbers
+    one, batched = separate_demucs(model, mix, batch=1), separate_demucs(model, mix)
+    assert DEFAULT_BATCH == 2
     assert max(float(np.abs(one[n] - batched[n]).max()) for n in model.sources) < TOL
     short = dev_mix(0.0, 1.0)
     out = separate_demucs(model, short, split=False)

@@ -15,6 +15,10 @@ Numbers follow ``demucs/api.py`` and ``demucs/apply.py`` (demucs 4.1.0):
   unused positional-embedding shift per segment);
 * a bag: every model's estimate weighted per source by the yaml's weights, divided by their sum.
 
+The engine runs under :func:`~unmix_desktop.separation.allocator.tuned_allocator` (glibc keeps the
+segments' big buffers instead of mapping and faulting them in again for every segment; the memory is
+trimmed back when the run ends).
+
 Everything is one streaming engine (:func:`stream_demucs`): every (model, shift) pair is a *lane* with
 its own segment grid; segments are run in the order of the input they need, and audio is final once
 no lane has a segment left that covers it. Memory is a few segments whatever the song's length;
@@ -35,13 +39,16 @@ import numpy as np
 import torch
 
 from ...errors import Cancelled
+from ..allocator import tuned_allocator
 from .model import DemucsModel, segment_length
 
 ProgressFn = Callable[[float], None]
 READ_BLOCK = 1 << 16
-#: segments per network call (every normalisation in the network is per item, so batching is exact;
-#: not measured faster on 2 CPU cores, where each segment already fills both; may help on a GPU)
-DEFAULT_BATCH = 1
+#: segments per network call (every normalisation in the network is per item, so batching is exact, within
+#: float rounding). 2 on 2 loaded CPU cores: about 0.6-0.7x the time per segment of one by one in interleaved
+#: runs (bigger matrix products, per-op overhead shared), for about 0.7 GB more peak memory (1.1 -> 1.9 GB
+#: with the published htdemucs configuration; benchmarks/results/bench_demucs_30s_batch2.json)
+DEFAULT_BATCH = 2
 
 
 def mix_stats(source) -> tuple[float, float, int]:
@@ -284,7 +291,8 @@ def _engine(model, src, n, mean, std, *, shifts, overlap, progress, cancel, devi
     total_chunks = sum(lane.n_chunks for lane in lanes)
     done = 0
     emitted = 0
-    with _threads(threads), torch.inference_mode():
+    # glibc keeps the big tensors' pages from one segment to the next; memory trimmed at the end (allocator.py)
+    with _threads(threads), torch.inference_mode(), tuned_allocator():
         while emitted < n:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()

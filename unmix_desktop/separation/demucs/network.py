@@ -13,7 +13,8 @@ tests/test_demucs_parity.py); benchmarks/bench_demucs.py measures the whole agai
   no (T, T) matrix kept), with the query/key/value projections as one matmul for self-attention;
 * the transformer's GroupNorm(1) over (T, C) computed without two transposes and a copy;
 * the positional embeddings cached per shape; ``torch.std_mean`` in place of two reductions;
-* the network accepts a batch of segments (every normalisation is per batch item);
+* the network accepts a batch of segments (every normalisation is per batch item; the engine runs two
+  at a time, see ``apply.DEFAULT_BATCH``);
 * an optional channels-last frequency branch (:attr:`HTDemucs.channels_last`, off: oneDNN's NHWC
   convolutions were 1.3-2x faster in isolation but the whole network was not measurably faster).
 
