@@ -1,0 +1,156 @@
+"""A song opening in the real window (pytest-qt, offscreen, tiny real network): it starts playing and keeps
+playing while every background result arrives, and the race that stopped the soak test at 0:00.
+
+The player is the real :class:`StemPlayer` without a device; :class:`AudioClock` stands in for the sound card:
+a timer on the UI thread renders the blocks that are due at a sound card's pace (so nothing races the test),
+and :meth:`AudioClock.block_in_thread` renders one block on another thread, held at a chosen point, for the
+orderings that need the audio thread in the middle of a block.
+
+The race (issue 21, soak test, once in five clean-clone runs): playback stopped at 0:00 for good right after
+the song opened. The soak's driver loops the whole song as ``[`` and ``]`` do: seek 0, A, seek to the end,
+B, seek 0, all while playing. When the audio thread applied the seek to the end and was still in that block
+(numpy releases the GIL) while the UI set B and jumped back to A, the UI still saw ``playing`` and asked for
+seeks only; the block then reached the end of the song and stopped, and the seek to 0 landed on a stopped
+player: stopped at 0:00 forever (the beat grid's pending metronome reload then reloaded it there).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QTimer
+from test_beats import groove
+from test_ui import WAIT_MS, Harness
+
+from unmix_desktop.audio import mixer as mixer_mod
+from unmix_desktop.audio.io import save_audio
+from unmix_desktop.audio.player import StemPlayer
+
+SR = 44100
+BLOCK = 512
+
+
+class AudioClock:
+    """Renders the player's output at a sound card's pace from a timer on the UI thread."""
+
+    def __init__(self, player: StemPlayer, interval_ms: int = 5):
+        self.player = player
+        self.out = np.zeros((BLOCK, 2), np.float32)
+        self.frames = 0
+        self.sound_frames = 0
+        self._t0 = time.monotonic()
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.pump)
+
+    def start(self) -> None:
+        self._t0 = time.monotonic() - self.frames / SR
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def pump(self) -> None:
+        due = int((time.monotonic() - self._t0) * SR) - self.frames
+        for _ in range(min(max(due, 0) // BLOCK, 16)):  # a device never catches up more than a few blocks
+            self.render_block()
+        if due > 16 * BLOCK:
+            self._t0 = time.monotonic() - self.frames / SR
+
+    def render_block(self) -> None:
+        self.player.process(self.out)
+        self.frames += BLOCK
+        if np.any(self.out):
+            self.sound_frames += BLOCK
+
+    def block_in_thread(self, hold_when, monkeypatch):
+        """Render one block on another thread; while its engine is in the state ``hold_when(engine)``
+        (checked as each part of the block is rendered), it waits there until the returned ``go`` event
+        is set. Returns ``(held, go, thread)``."""
+        held, go = threading.Event(), threading.Event()
+        render_block = mixer_mod.MixEngine._render_block
+
+        def gated(engine, out, target):
+            if not held.is_set() and hold_when(engine):
+                held.set()
+                go.wait(WAIT_MS / 1000)
+            return render_block(engine, out, target)
+
+        monkeypatch.setattr(mixer_mod.MixEngine, "_render_block", gated)
+        thread = threading.Thread(target=self.render_block, daemon=True)
+        thread.start()
+        return held, go, thread
+
+
+def _player(device):
+    return StemPlayer(device=device, open_stream=False, stretch_thread=False)
+
+
+@pytest.fixture
+def opened(qtbot, tmp_path, tiny_umx):
+    """The window over the tiny model (2-s windows: the 6-s song plays while it separates), a song
+    dropped on it; the clock runs from the moment the song is shown."""
+    path = tmp_path / "Groove.wav"
+    save_audio(path, groove(120.0, seconds=6.0, seed=3)["mix"], subtype="FLOAT")
+    h = Harness(qtbot, tmp_path, tiny_umx, player_factory=_player, window_s=2.0, overlap_s=0.5)
+    w = h.window
+    clock = AudioClock(w.player)
+    w.song_loaded.connect(clock.start)
+    h.clock = clock
+    h.path = path
+    yield h
+    clock.stop()
+    w.close()
+
+
+def _keeps_playing(h, seconds: float) -> None:
+    """Over ``seconds`` of wall time, every check sees the player playing and its position moving."""
+    w, clock = h.window, h.clock
+    end = time.monotonic() + seconds
+    last, moved = w.player.position, 0
+    while time.monotonic() < end:
+        h.qtbot.wait(100)
+        pos = w.player.position
+        assert w.player.playing, f"stopped at {pos:.2f} s"
+        moved += abs(pos - last) > 0.02
+        last = pos
+    assert moved >= int(seconds * 10) - 3, f"the position moved in {moved} checks of {int(seconds * 10)}"
+    assert clock.sound_frames > 0
+
+
+def test_whole_song_loop_set_while_the_audio_thread_reaches_the_end_keeps_playing(opened, monkeypatch):
+    """The soak test's opening, with the ordering that stopped it: the audio thread takes the seek to the
+    song's end and is still in that block when the UI sets B there and jumps back to A (it still sees the
+    player playing); the block then plays into the end of the song. Before the fix the player stayed
+    stopped at 0:00 for good (and the beat grid's pending metronome reload reloaded it there)."""
+    h, w = opened, opened.window
+    with h.qtbot.waitSignal(w.song_ready, timeout=WAIT_MS):
+        h.drop(h.path)
+    h.qtbot.waitUntil(lambda: w.practice_ctl.grid is not None, timeout=WAIT_MS)
+    assert w.player.playing and "click" not in w.player.names  # the metronome waits for a pause
+    h.clock.stop()
+    # the soak driver's start(): loop the whole song as [ and ] do, while playing
+    duration, t = w.song.duration, w.transport_ctl
+    w.seek(0.0)
+    t.set_loop_a()
+    w.seek(duration)
+    held, go, thread = h.clock.block_in_thread(lambda e: e.playing and e.pos >= e.n_frames, monkeypatch)
+    assert held.wait(WAIT_MS / 1000)  # the audio thread applied the seek to the end, mid-block
+    t.set_loop_b()
+    w.seek(0.0)
+    if not w.player.playing:
+        w.toggle_play()
+    go.set()
+    thread.join(WAIT_MS / 1000)
+    assert not thread.is_alive()
+    monkeypatch.undo()
+    assert w.session.loop == (0.0, duration)
+    h.clock.start()
+    _keeps_playing(h, 2.0)
+    assert w.player.loop == pytest.approx((0.0, duration))
