@@ -154,3 +154,103 @@ def test_whole_song_loop_set_while_the_audio_thread_reaches_the_end_keeps_playin
     h.clock.start()
     _keeps_playing(h, 2.0)
     assert w.player.loop == pytest.approx((0.0, duration))
+
+
+class Gates:
+    """Holds the beat grid's worker and the separation's later windows until the test opens each gate:
+    the order in which the background results reach the window is the test's, not the clock's."""
+
+    def __init__(self, monkeypatch, model):
+        from unmix_desktop.ui import practice_view
+
+        self.beats = threading.Event()
+        self.separation = model.gate
+        song_beats = practice_view.song_beats
+
+        def held_beats(*args, **kwargs):
+            self.beats.wait(WAIT_MS / 1000)
+            return song_beats(*args, **kwargs)
+
+        monkeypatch.setattr(practice_view, "song_beats", held_beats)
+
+
+class Watch:
+    """On every transport tick from the moment the song is shown: the player plays, and its position
+    moves (it may stand while the play head waits at the part not separated yet)."""
+
+    def __init__(self, window):
+        self.w = window
+        self.ticks = 0
+        self.stops: list[str] = []
+        self.stalls = 0
+        self.events: list[str] = []
+        self._last = None
+        window.transport_ctl.timer.timeout.connect(self.tick)
+
+    def tick(self) -> None:
+        p = self.w.player
+        pos = p.position
+        self.ticks += 1
+        if not p.playing:
+            self.stops.append(f"stopped at {pos:.2f} s after {self.events}")
+        elif self._last is not None and pos == self._last and not p.waiting:
+            self.stalls += 1
+        self._last = pos
+
+
+@pytest.mark.parametrize("order", ["beats, then the rest of the song", "the rest of the song, then beats"])
+def test_a_song_plays_from_its_opening_through_every_background_result(qtbot, tmp_path, tiny_umx, monkeypatch,
+                                                                       order):
+    """Dropped on the window, a song starts playing while it separates and keeps playing, position moving,
+    through the beat grid (held so that it arrives right after play starts, or after the separation ends),
+    the rest of the separation (song complete), the spectrograms, the melody, the chords and the lyrics;
+    the metronome joins at the next pause, at the same position, and playback goes on after it."""
+    from test_ui_trust import GatedModel
+
+    path = tmp_path / "Opening.wav"
+    save_audio(path, groove(120.0, seconds=24.0, seed=5)["mix"], subtype="FLOAT")
+    path.with_suffix(".lrc").write_text("[00:00.50]first line\n[00:03.00]second line\n", "utf-8")
+    model = GatedModel(tiny_umx)
+    gates = Gates(monkeypatch, model)
+    h = Harness(qtbot, tmp_path, model, player_factory=_player, window_s=4.0, overlap_s=0.5)
+    w = h.window
+    clock = AudioClock(w.player)
+    watch = Watch(w)
+    w.song_loaded.connect(clock.start)
+    for name, signal in (("song complete", w.song_complete), ("beats", w.practice_ctl.beats_ready),
+                         ("song ready", w.song_ready), ("melody", w.melody_ctl.ready),
+                         ("chords", w.chord_ctl.ready), ("lyrics", w.lyrics_ctl.changed)):
+        signal.connect(lambda *_, name=name: watch.events.append(name))
+    try:
+        h.drop(path)
+        qtbot.waitUntil(lambda: w.page == "song" and clock.frames >= 4 * BLOCK, timeout=WAIT_MS)
+        assert w.live and w.player.playing  # shown after the first window, playing at once
+        first, second = (gates.beats, gates.separation) if order.startswith("beats") else (
+            gates.separation, gates.beats)
+        first.set()  # right after play started
+        qtbot.waitUntil(lambda: ("beats" if first is gates.beats else "song complete") in watch.events,
+                        timeout=WAIT_MS)
+        second.set()
+        qtbot.waitUntil(lambda: {"song complete", "beats", "song ready", "melody", "chords", "lyrics"}
+                        <= set(watch.events), timeout=WAIT_MS)
+        assert w.song_is_complete and w.practice_ctl.grid is not None and w.practice_ctl.grid.found
+        assert w.melody_ctl.contour is not None and w.chord_ctl.chart is not None
+        assert "first line" in [line.text for line in w.lyrics_ctl.lyrics.lines]
+        qtbot.wait(300)  # a few more ticks after the last result
+        assert watch.stops == [] and w.player.playing, watch.stops
+        assert watch.ticks >= 10 and watch.stalls <= 3, (watch.ticks, watch.stalls)
+        assert clock.sound_frames >= clock.frames * 0.5  # sound, not a player held silent
+        assert "click" not in w.player.names  # never reloaded under the music
+        # the metronome stem joins at the next pause, where the song was paused; playback goes on after
+        w.toggle_play()
+        qtbot.waitUntil(lambda: "click" in w.player.names, timeout=WAIT_MS)
+        paused_at = w.player.position
+        assert not w.player.playing and paused_at > 0.5
+        w.toggle_play()
+        qtbot.waitUntil(lambda: w.player.position > paused_at + 0.3, timeout=WAIT_MS)
+        assert w.player.playing
+    finally:
+        gates.beats.set()
+        model.gate.set()
+        clock.stop()
+        w.close()
