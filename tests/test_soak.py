@@ -4,10 +4,12 @@ The window is started as ``unmix-desktop SONG --model tiny`` starts it (:func:`u
 in a fresh process, offscreen Qt), with a tiny open-unmix bundle installed in the test's data folder
 so the separation takes seconds. The song starts playing when it is shown (after its first separated
 window); a small driver, given only the window's public methods, logs the opening every 100 ms (the
-player must play through the beat grid, the rest of the separation and the spectrograms arriving: issue
-21 once saw it stop at 0:00 there), then, once the song is ready, loops the whole song while it plays
-(A at 0, B at the end, as ``[`` and ``]`` do) and quits after :data:`SOAK_S` seconds, logging the
-player's position, underruns and errors each second.
+player must play through the beat grid, the rest of the separation and the spectrograms arriving), then,
+once the song is ready, loops the whole song while it plays (A at 0, B at the end, as ``[`` and ``]``
+do) and quits after :data:`SOAK_S` seconds, logging the player's position, underruns and errors each
+second. (Issue 21: that loop set-up once left playback stopped at 0:00 for good, when the audio thread
+played into the song's end while the UI, still seeing it play, asked for the jump back to A: the player's
+seek now keeps the play state it was asked in; tests/test_ui_opening.py forces that ordering.)
 
 The audio goes through a real PortAudio stream to ALSA's ``file`` plugin writing into a FIFO, which
 this test reads at a sound card's pace (:class:`PacedSink`): the writer can only run as fast as a
@@ -286,8 +288,8 @@ def test_window_plays_a_minute_in_real_time(soak_env):
     assert "Fatal Python error" not in err, report
     assert proc.returncode == 0, report
     assert "play" in events and "done" in events, report
-    # the opening: the song played from the moment it was shown (autoplay) until the driver's loop set-up
-    # (issue 21: it once stopped at 0:00 there for good), with no callback error
+    # the opening: the song played from the moment it was shown (autoplay) until the driver's loop set-up,
+    # with no callback error
     play = next(r for r in rows if r["event"] == "play")
     opened = next(r for r in rows if r["event"] == "open")
     opening = [r for r in rows if r["event"] == "opening"]
