@@ -235,6 +235,69 @@ def test_stop_fades_out_and_returns_to_start():
     assert not block(p).any()
 
 
+
+def _ui_inside_the_block_that_ends(monkeypatch, p: StemPlayer, ui) -> None:
+    """Run ``ui(p)`` while the callback is in the block that plays into the end of the song (the UI thread
+    runs while the audio thread is in numpy, which releases the GIL), then finish that block."""
+    render_block = MixEngine._render_block
+    done = []
+
+    def inside(engine, out, target):
+        if not done and engine.playing and engine.pos + out.shape[0] >= engine.n_frames:
+            done.append(True)
+            ui(p)
+        return render_block(engine, out, target)
+
+    monkeypatch.setattr(MixEngine, "_render_block", inside)
+    block(p)
+    monkeypatch.undo()
+    assert done
+
+
+def test_a_seek_asked_while_playing_plays_on_when_the_song_ends_before_the_callback_takes_it(monkeypatch):
+    """Issue 21 (the soak test stopped at 0:00): the UI saw the song playing and asked for a seek; the block
+    being rendered then played into the end and stopped the engine; the seek landed on a stopped player.
+    A seek keeps the play state it was asked in: playback goes on from its target."""
+    p = make_player({"a": dc(0.5, 10 * N + 100)})
+    p.play()
+    blocks(p, 10)
+    seen = {}
+
+    def ui(player):  # e.g. "]" at the end while playing, then back to A
+        seen["playing"] = player.playing
+        player.seek(2 * N / SR)
+
+    _ui_inside_the_block_that_ends(monkeypatch, p, ui)
+    assert seen["playing"] and p.playing and p.position == 2 * N / SR  # the seek is still pending
+    out = block(p)
+    assert p.playing and p.position == 3 * N / SR
+    np.testing.assert_allclose(out[:, 0], 0.5 * np.arange(1, N + 1) / N, atol=1e-7)  # fades in from the stop
+    assert np.all(block(p) == 0.5)
+
+
+@pytest.mark.parametrize("then", ["pause", "stop", "seek to the end"])
+def test_the_play_state_of_a_seek_yields_to_newer_requests_and_the_end(monkeypatch, then):
+    p = make_player({"a": dc(0.5, 10 * N + 100)})
+    p.play()
+    blocks(p, 10)
+
+    def ui(player):
+        player.seek(2 * N / SR)
+        if then == "pause":
+            player.pause()
+        elif then == "stop":
+            player.stop()
+        else:
+            player.seek(player.duration)
+
+    _ui_inside_the_block_that_ends(monkeypatch, p, ui)
+    assert not p.playing or then == "seek to the end"
+    assert not block(p).any() and not p.playing
+    assert p.position == {"pause": 2 * N / SR, "stop": 0.0, "seek to the end": p.duration}[then]
+    p.seek(N / SR)  # asked while stopped: stays stopped
+    assert not block(p).any() and not p.playing and p.position == N / SR
+
+
 def _reference_loop(sig: np.ndarray, a: int, b: int, total: int) -> np.ndarray:
     """Straightforward per-sample model of A-B looping with a crossfade after each jump."""
     fade_in, fade_out = crossfade_curves(XFADE_FRAMES)
@@ -364,7 +427,7 @@ def test_callback_allocates_no_audio_buffers():
             if i % 7 == 0:
                 p._target = targets[i % 8]  # what set_gain_db publishes: a prepared array
             if i == 500:
-                p._seek = (p._seek[0] + 1, SR)
+                p._seek = (p._seek[0] + 1, SR, True)
             p._callback(out, frames, None, OK)
         current, peak = tracemalloc.get_traced_memory()
     finally:

@@ -6,11 +6,18 @@ publishes a change by assigning a *new* immutable object (a tuple, or a gains ar
 touches again), which is an atomic reference swap in CPython:
 
 * UI -> audio: ``_target`` (gains array), ``_transport = (seq, want_playing)``,
-  ``_seek = (seq, frame)``, ``_loop = (a, b) | None``, ``_engine`` (swapped on :meth:`load`);
+  ``_seek = (seq, frame, resume)``, ``_loop = (a, b) | None``, ``_engine`` (swapped on :meth:`load`);
 * audio -> UI: ``_transport_seen``, ``_seek_seen``, ``_underruns``, ``_callbacks`` and the
   engine's ``pos``/``playing``/``levels``/``clipped``.
 
 The callback itself only calls :meth:`MixEngine.render`, which works in preallocated buffers.
+
+The end of the song is the one transport change the audio side makes by itself, so a request can cross
+it: a seek asked while the UI saw the song playing may reach an engine that has just played into the end
+and stopped (the block was still being rendered when the UI looked). A seek therefore carries the play
+state it was asked in (``resume``): it goes on playing from its target, as asked, unless a newer
+play/pause request says otherwise. (Without it, the soak test's whole-song loop, set while playing,
+stopped at 0:00 for good once in a while: seek to the end, B, seek to A.)
 
 Tempo and key (:meth:`StemPlayer.set_tempo`, :meth:`StemPlayer.set_key`): at tempo 1 and no shift
 the callback renders exactly as above (bit-identical). Otherwise a producer thread
@@ -176,7 +183,7 @@ class StemPlayer:
         self._target = self._state.gains()
         self._engine = self._new_engine([], self._target)
         self._transport: tuple[int, bool] = (0, False)
-        self._seek: tuple[int, int] = (0, 0)
+        self._seek: tuple[int, int, bool] = (0, 0, False)  # (seq, frame, resume: asked while playing)
         self._loop: tuple[int, int] | None = None
         self._transport_seen = 0
         self._seek_seen = 0
@@ -287,7 +294,7 @@ class StemPlayer:
         target = state.gains()
         self._loop = None
         self._transport = (self._transport[0] + 1, False)
-        self._seek = (self._seek[0] + 1, 0)
+        self._seek = (self._seek[0] + 1, 0, False)
         # engine first: a callback in between sees the new engine with the old target, which the
         # engine ignores (wrong shape); the new engine already starts at the new gains
         self._engine = self._new_engine(arrays, target, ready)
@@ -393,8 +400,10 @@ class StemPlayer:
         self.seek(0.0)
 
     def seek(self, seconds: float) -> None:
+        """Move the play head; the play state stays as it is now, also when the audio thread reaches the
+        end of the song before it takes the request (module docstring)."""
         frame = int(round(max(float(seconds), 0.0) * self._sample_rate))
-        self._seek = (self._seek[0] + 1, min(frame, self._engine.n_frames))
+        self._seek = (self._seek[0] + 1, min(frame, self._engine.n_frames), self.playing)
 
     def set_loop(self, a_s: float, b_s: float) -> None:
         """Loop between ``a_s`` and ``b_s`` seconds (crossfaded at the jump)."""
@@ -415,9 +424,13 @@ class StemPlayer:
 
     @property
     def playing(self) -> bool:
+        """Playing, or asked to (a pending play, or a pending seek asked while playing)."""
         seq, want = self._transport
         if seq != self._transport_seen:
             return want
+        seek_seq, _, resume = self._seek
+        if resume and seek_seq != self._seek_seen:
+            return True
         if self._mode != self.BYPASS:
             return self._engine.playing or self._producer.active or self._ring.fill > 0
         return self._engine.playing
@@ -425,7 +438,7 @@ class StemPlayer:
     @property
     def position(self) -> float:
         """Seconds of the song (at any tempo): the frame heard next (a pending seek shows its target)."""
-        seq, frame = self._seek
+        seq, frame, _ = self._seek
         if seq != self._seek_seen:
             return frame / self._sample_rate
         if self._mode != self.BYPASS:
@@ -633,7 +646,7 @@ class StemPlayer:
     def _apply_requests(self, engine: MixEngine) -> None:
         """Apply pending transport and seek requests to ``engine`` (its owner's thread)."""
         seq, want = self._transport
-        seek_seq, frame = self._seek
+        seek_seq, frame, resume = self._seek
         engine.loop = self._loop
         if engine.playing:  # pause first, so that stop() lands exactly on its seek target
             if seq != self._transport_seen:
@@ -645,9 +658,12 @@ class StemPlayer:
                 self._seek_seen = seek_seq
         else:  # seek first, so that play() after a seek starts at the new place
             if seek_seq != self._seek_seen:
+                ended = engine.finished  # played into the end by itself, maybe after the seek was asked
                 engine.seek(frame)
                 self._seek_mark = (self._ring.write_index, frame)
                 self._seek_seen = seek_seq
+                if resume and ended and seq == self._transport_seen and frame < engine.n_frames:
+                    engine.start()  # asked while playing: it plays on from there (module docstring)
             if seq != self._transport_seen:
                 engine.start() if want else engine.pause()
                 self._transport_seen = seq
