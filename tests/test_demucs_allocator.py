@@ -102,7 +102,11 @@ def test_settings_applied_by_the_engine_and_memory_returned_after(mode, temp_mb)
     # during the run the freed temporary stays in the process (no mmap/munmap and page faults per
     # segment); when the run ends it is given back
     assert r["rss_in_run"] - r["rss_before"] > temp_mb * 0.8, r
-    assert r["rss_after"] - r["rss_before"] < 30, r
+    # most of it comes back when the run ends. (Not "RSS back to where it was": what else the run left
+    # resident, e.g. modules it imported and a thread arena's fragments, varies with the code around it:
+    # 23 MB on one commit, 50 MB on the next, for the same 48 MB temporary on a worker thread.)
+    assert r["rss_in_run"] - r["rss_after"] > temp_mb * 0.5, r
+    assert r["rss_after"] - r["rss_before"] < temp_mb * 0.5 + 40, r
 
 
 def test_turned_off_by_the_environment():
