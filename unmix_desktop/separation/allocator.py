@@ -88,14 +88,22 @@ def tuned_allocator() -> Iterator[bool]:
     ok = apply_settings()
     with _lock:
         _depth += 1
+    stopped = False
     try:
         yield ok
+    except BaseException:
+        stopped = True
+        raise
     finally:
         with _lock:
             _depth -= 1
             last = _depth == 0
         if last and ok:
-            import gc
+            if stopped:
+                # tensors held by the reference cycles of a run that stopped (a cancelled generator's frames).
+                # Only then: a full collection holds the GIL ~0.4 s with torch and Qt loaded, which would stall
+                # the audio callback of the window playing the song whose best-quality pass just finished.
+                import gc
 
-            gc.collect()  # tensors held by reference cycles (a cancelled generator's frames) first
+                gc.collect()
             release_memory()
