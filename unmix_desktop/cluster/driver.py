@@ -213,6 +213,7 @@ def run_cluster(args, out: Path, warn) -> int:
     elif not args.device:
         options["device"] = "cpu"
     saved = _signal_handlers()
+    RECEIVED.clear()   # this run's signals only
     try:
         host = _host(args.cluster)
         extra = {"_node_ip_address": host} if _loopback(host) and host.startswith("127.") else {}
