@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -262,8 +263,23 @@ def test_reopen_is_a_cache_hit_and_cache_can_be_cleared(harness, song_path):
     assert "Cleared" in w.last_notice[1]
 
 
-def test_ui_stays_responsive_during_separation(qtbot, tmp_path, tiny_umx):
+def test_ui_stays_responsive_during_separation(qtbot, tmp_path, tiny_umx, monkeypatch):
     """A 10-ms timer keeps ticking while the worker decodes, separates and draws spectrograms."""
+    from unmix_desktop.ui import jobs
+
+    ran: dict[str, tuple[bool, float]] = {}  # job -> (on the UI thread, seconds)
+
+    def recorded(name, fn):
+        def run(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                ran[name] = (threading.current_thread() is threading.main_thread(), time.perf_counter() - t)
+        return run
+
+    monkeypatch.setattr(jobs, "run_separation", recorded("separation", jobs.run_separation))
+    monkeypatch.setattr(jobs, "run_spectrograms", recorded("spectrograms", jobs.run_spectrograms))
     h = Harness(qtbot, tmp_path, tiny_umx, player_factory=lambda device: StemPlayer(device=device))
     w = h.window
     path = tmp_path / "twenty.wav"
@@ -281,12 +297,15 @@ def test_ui_stays_responsive_during_separation(qtbot, tmp_path, tiny_umx):
     timer.stop()
     gaps = np.diff([t for t in ticks if t >= t0 - 0.02])
     print(f"separation+spectrograms {elapsed:.2f} s, {gaps.size} ticks, longest event-loop stall "
-          f"{gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.1f} ms")
+          f"{gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.1f} ms, jobs {ran}")
     assert elapsed > 0.3 and gaps.size > 10  # the work took a while and the loop kept running
-    # Separating these 20 s on the UI thread would stall it for seconds. The bound is loose on purpose: on a
-    # loaded 2-core machine the scheduler alone takes ~100 ms slices; the typical stall is printed above and
-    # measured in benchmarks, not asserted here.
-    assert gaps.max() < 0.5
+    # the heavy work ran off the UI thread (decoding is inside the separation job)
+    assert set(ran) == {"separation", "spectrograms"} and not any(on_ui for on_ui, _ in ran.values())
+    # and the loop never stopped for long. Not a fixed 0.5 s alone: a clean-clone run at load ~17 (Ray nodes, a
+    # second job) saw one 524-ms stall, with the heap trim then still on the UI thread and an oversubscribed
+    # scheduler able to hold a GIL holder that long. A stall of half the separation's own time would mean work
+    # of that size on the UI thread; that bound grows with the load as the stalls do.
+    assert gaps.max() < max(0.5, 0.5 * ran["separation"][1]), (gaps.max(), ran)
 
     # no audio device here (or no PortAudio): the window says why, and play is refused politely
     if not w.player.available:
