@@ -484,6 +484,7 @@ def test_memory_freed_by_a_separation_goes_back_to_the_system():
     1204 -> 978 MiB with a 2:46 song, 2 stems; 1404 -> 1165 MiB with 4)."""
     import sys
 
+    from unmix_desktop.separation import allocator
     from unmix_desktop.ui import jobs
 
     def rss_mib() -> float:
@@ -502,7 +503,7 @@ def test_memory_freed_by_a_separation_goes_back_to_the_system():
     before = rss_mib()
     assert jobs.release_freed_memory()  # on its own thread (a trim can take a second): returns at once
     assert jobs.release_freed_memory(wait=True)  # one more pass after the running one, then returns
-    assert jobs._trim_thread is None
+    assert allocator._trim_thread is None
     after = rss_mib()
     assert after < before - 50, (before, after)
     assert keep[0] == ord("x")

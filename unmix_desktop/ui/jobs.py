@@ -118,11 +118,6 @@ def format_eta(seconds: float | None) -> str:
 # memory
 # ---------------------------------------------------------------------------------------------
 
-_trim_lock = threading.Lock()
-_trim_thread: threading.Thread | None = None
-_trim_again = False
-
-
 def release_freed_memory(*, wait: bool = False) -> bool:
     """Hand the heap memory freed by a separation back to the system (glibc's ``malloc_trim``; the
     separation's STFTs and Wiener temporaries, and the analyses', are freed but glibc keeps them).
@@ -130,44 +125,12 @@ def release_freed_memory(*, wait: bool = False) -> bool:
     Spleeter the window's RSS once everything is shown went 1204 -> 978 MiB (2 stems) and 1404 ->
     1165 MiB (4 stems). False where there is no glibc.
 
-    The trim runs on a thread of its own and this returns at once (``wait=True``: when it is done).
-    ``malloc_trim`` walks every arena and takes 0.1-1.7 s with a large fragmented heap on a loaded
-    2-core machine; on the UI thread that was a frozen window (a 524-ms event-loop stall in
-    ``test_ui_stays_responsive_during_separation``). The memory a separation frees sits in its worker
-    thread's arena, whose lock the UI thread does not take: with the trim on another thread the UI
-    thread's longest stall went 194-1160 -> 17-189 ms (measured with 2 GB freed by a worker thread).
-    A call while a trim runs makes it trim once more when it ends."""
-    import ctypes
-    import sys
+    Never on the calling (UI) thread: a trim can take a second, which was a frozen window (a 524-ms
+    event-loop stall in ``test_ui_stays_responsive_during_separation``); see
+    :func:`~unmix_desktop.separation.allocator.release_memory_in_background`."""
+    from ..separation.allocator import release_memory_in_background
 
-    global _trim_thread, _trim_again
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return False
-
-    def run() -> None:
-        global _trim_thread, _trim_again
-        while True:
-            trim(0)  # ctypes releases the GIL for the call
-            with _trim_lock:
-                if not _trim_again:
-                    _trim_thread = None
-                    return
-                _trim_again = False
-
-    with _trim_lock:
-        thread = _trim_thread
-        if thread is not None:
-            _trim_again = True
-        else:
-            thread = _trim_thread = threading.Thread(target=run, name="unmix-malloc-trim", daemon=True)
-            thread.start()
-    if wait:
-        thread.join()
-    return True
+    return release_memory_in_background(wait=wait)
 
 
 # ---------------------------------------------------------------------------------------------
