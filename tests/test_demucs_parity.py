@@ -201,3 +201,37 @@ def test_stream_from_a_file_reader(tmp_path):
     for n in model.sources:
         got = np.concatenate([b[n] for _, b in blocks])
         assert got.shape == whole[n].shape and np.abs(got - whole[n]).max() < TOL
+
+
+def test_frequency_rewrite_runs_by_winograd_and_equals_the_convolution(monkeypatch):
+    """A frequency decoder's 3x3 ``rewrite`` runs by NNPACK, one call per batch item, and gives oneDNN's
+    result within fp32 rounding; with a gradient wanted, or on a map below NNPACK_MIN_PIXELS, the module
+    itself runs."""
+    from unmix_desktop.separation.demucs.network import HDecLayer
+    from unmix_desktop.separation.spleeter import NNPACK_MIN_PIXELS, nnpack_available
+
+    if not nnpack_available():
+        pytest.skip("torch's NNPACK does not work on this CPU")
+    torch.manual_seed(0)
+    layer = HDecLayer(48, 16, freq=True, context=1)
+    assert layer.rewrite.kernel_size == (3, 3)
+    calls = []
+    real = torch._nnpack_spatial_convolution
+
+    def counting(inp, *args):
+        calls.append(tuple(inp.shape))
+        return real(inp, *args)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", counting)
+    x = torch.randn(2, 48, 32, 40)
+    with torch.inference_mode():
+        fast = layer._rewrite(x)
+        ref = layer.rewrite(x)
+        assert calls == [(1, 48, 32, 40)] * 2
+        assert fast.shape == ref.shape == (2, 96, 32, 40)
+        assert float((fast - ref).abs().max()) < 1e-5 * float(ref.abs().max())
+        calls.clear()
+        small = torch.randn(1, 48, 4, NNPACK_MIN_PIXELS // 4 - 1)
+        assert torch.equal(layer._rewrite(small), layer.rewrite(small)) and calls == []
+    with torch.enable_grad():
+        assert torch.equal(layer._rewrite(x), layer.rewrite(x)) and calls == []
