@@ -352,3 +352,54 @@ def test_separation_job_recomputes_a_damaged_entry(song_file, tmp_path, tiny_umx
     assert third.from_cache  # the recomputed entry was stored again
     for name in first.stems:
         np.testing.assert_array_equal(third.stems[name], second.stems[name])
+
+
+def test_an_analysis_finishing_after_a_clear_does_not_bring_its_entry_back(tmp_path, monkeypatch):
+    """Before: File -> Clear Separation Cache while a song's chords or melody were still being computed could
+    leave the entry's folder behind with the analysis's file in it (a clean-clone run of
+    test_clear_cache_asks_with_count_...: 0 songs but 2626 bytes still to clear). The writer had checked
+    that the folder existed before the clear, then its atomic write re-created the folder; or it put its
+    temporary file in the folder while the clear was deleting it. Now the analyses write into an existing
+    folder only, and the clear renames an entry away before deleting it."""
+    from pathlib import Path
+
+    from unmix_desktop.analysis import chords, melody
+    from unmix_desktop.atomic import atomic_path
+
+    cache = StemCache(tmp_path / "stems")
+    sr = 44100
+    t = np.arange(sr) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    stems = {"vocals": np.stack([tone, tone], 1), "accompaniment": np.stack([tone, tone], 1)}
+    chart = chords.analyse_chords(stems, sr)
+    key = make_key("abc", "m", "s")
+
+    # 1. the writers' folder check ran before the clear, their write after it
+    folder = cache.put(key, stems)
+    cache.clear()
+    assert not folder.exists()
+    real_is_dir = Path.is_dir
+    monkeypatch.setattr(Path, "is_dir", lambda self: True if self == folder else real_is_dir(self))
+    chords.write_cached(folder / "chords-majmin7.json", chart)
+    contour = melody.melody_for_audio(stems["vocals"], sr, folder / "melody-swift-f0.csv")
+    monkeypatch.undo()
+    assert len(contour.times) > 0  # the analysis itself still returns its result
+    assert not folder.exists() and cache.clearable() == (0, 0) and list(cache.root.iterdir()) == []
+
+    # 2. a temporary file already in the entry when the clear runs cannot land after it
+    folder = cache.put(key, stems)
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(folder / "melody-swift-f0.csv", mkdir=False) as tmp:
+            tmp.write_text("time,hz\n")
+            cache.clear()
+    assert cache.clearable() == (0, 0) and list(cache.root.iterdir()) == []
+
+    # 3. what a failed delete leaves is still the cache's own, and the next clear removes it
+    folder = cache.put(key, stems)
+    monkeypatch.setattr(cache_mod.shutil, "rmtree", lambda *a, **k: None)
+    cache.clear()
+    monkeypatch.undo()
+    [left] = list(cache.root.iterdir())
+    assert left.name.startswith(f".{key}.discard-") and left.name.endswith(".part")
+    assert cache.clearable()[0] == 0 and cache.clearable()[1] > 0 and cache.entries() == []
+    assert cache.clear() > 0 and list(cache.root.iterdir()) == []

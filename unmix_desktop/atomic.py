@@ -45,18 +45,21 @@ def atomic_path(path: str | os.PathLike, mode: int | None = None, mkdir: bool = 
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> Path:
-    """Write ``data`` to ``path`` atomically; returns ``path``."""
-    with atomic_path(path, mode) as tmp:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None, mkdir: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path``. ``mkdir=False``: a missing folder is an
+    error (``FileNotFoundError``) instead of being created, for files inside a folder that someone else
+    may delete meanwhile (a stem-cache entry)."""
+    with atomic_path(path, mode, mkdir) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> Path:
+def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None, mkdir: bool = True) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically; returns ``path``."""
-    return atomic_write_bytes(path, text.encode("utf-8"), mode)
+    return atomic_write_bytes(path, text.encode("utf-8"), mode, mkdir)
 
 
-def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 1, mode: int | None = None) -> Path:
+def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 1, mode: int | None = None,
+                      mkdir: bool = True) -> Path:
     """Write ``data`` as strict JSON (no NaN) with a final newline, atomically; returns ``path``."""
-    return atomic_write_text(path, json.dumps(data, indent=indent, allow_nan=False) + "\n", mode)
+    return atomic_write_text(path, json.dumps(data, indent=indent, allow_nan=False) + "\n", mode, mkdir)

@@ -208,12 +208,24 @@ class StemCache:
         return CacheEntry(key, stems, mixture, meta)
 
     def _discard(self, folder: Path) -> None:
-        """Delete one entry folder of this cache (a link is unlinked, never followed)."""
+        """Delete one entry folder of this cache (a link is unlinked, never followed).
+
+        The folder is first renamed to an unfinished-write name (``.<key>.discard-*.part``): an analysis
+        still writing its file into the entry then fails (its folder is gone) instead of creating a file
+        while the folder is being deleted, which left the folder behind; a leftover is still ours
+        (:meth:`clearable`, :meth:`_remove_stale_parts`)."""
         try:
             if folder.is_symlink() or not folder.is_dir():
                 folder.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
+                return
+            if _KEY_RE.fullmatch(folder.name):
+                trash = folder.with_name(f".{folder.name}.discard-{os.getpid()}-{threading.get_ident()}.part")
+                try:
+                    folder.rename(trash)
+                    folder = trash
+                except OSError:
+                    pass
+            shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             pass
 

@@ -725,8 +725,8 @@ def write_cached(path: str | os.PathLike | None, chart: ChordChart) -> None:
     """Write the chart to ``path`` (atomic); an unwritable cache is skipped silently (it is only a cache)."""
     if path is None or not Path(path).parent.is_dir():
         return
-    try:
-        atomic_write_json(path, {**chart.to_dict(), "method": METHOD_VERSION})
+    try:  # never re-create an entry folder that a cache clear removed since the check
+        atomic_write_json(path, {**chart.to_dict(), "method": METHOD_VERSION}, mkdir=False)
     except OSError:
         pass
 

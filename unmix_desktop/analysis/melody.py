@@ -81,10 +81,11 @@ class Contour:
         """float64 (m,) MIDI note numbers; NaN where unvoiced."""
         return hz_to_midi(self.hz)
 
-    def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write ``time,hz`` rows (header line first) to a temp file, then rename it over ``path``."""
+    def to_csv(self, path: str | os.PathLike, mkdir: bool = True) -> Path:
+        """Write ``time,hz`` rows (header line first) to a temp file, then rename it over ``path``
+        (``mkdir=False``: into an existing folder only, see :func:`~..atomic.atomic_write_bytes`)."""
         rows = "".join(f"{t:.6f},{f:.2f}\n" for t, f in zip(self.times, self.hz))
-        return atomic_write_text(path, "time,hz\n" + rows)
+        return atomic_write_text(path, "time,hz\n" + rows, mkdir=mkdir)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> Contour:
@@ -404,8 +405,8 @@ def melody_for_audio(vocals: np.ndarray, sample_rate: int = SAMPLE_RATE, cache_f
             return contour
     contour = track_melody(vocals, sample_rate, tracker)
     if cached is not None and cached.parent.is_dir():
-        try:
-            contour.to_csv(cached)
+        try:  # never re-create an entry folder that a cache clear removed since the check
+            contour.to_csv(cached, mkdir=False)
         except OSError:
             pass
     return contour
