@@ -188,8 +188,11 @@ def test_two_guests_and_the_host_in_chromium(harness, party, tmp_path, qtbot):
                 out["guest_host_status"] = status
                 # the host asks for a new link: old pages go offline with a message, the old token is
                 # refused, a phone that opens the new link (scans the new code) is still the same singer
+                old_token = party.server.token
                 host.click("#h-rotate")
-                host.wait_for_url(lambda u: party.server.token in u)
+                # the old page's URL holds the server's token until the rotation request lands: wait for
+                # a new token in the URL (a clean-clone run at load ~20 read the old URL and got a 403)
+                host.wait_for_url(lambda u: old_token not in u and party.server.token in u)
                 expect(ann.locator("#conn")).to_have_text("offline")
                 expect(ann.locator("#toast")).to_contain_text("scan the new code")
                 out["old_token_status"] = ann.evaluate("""async () => (await fetch('/api/state',
