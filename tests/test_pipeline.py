@@ -78,6 +78,29 @@ def test_a_fresh_four_stem_run_keeps_the_two_stem_result(song_file, tmp_path, ti
     assert two.from_cache and count_separations == [1]
 
 
+def test_refresh_separates_afresh_and_replaces_the_cached_entry(song_file, tmp_path, tiny_umx, count_separations):
+    """Before: a fresh separation (the window's Ctrl+R) bypassed the cache both ways, so its stems were never
+    stored: after a cache clear the song stayed out of the cache and the library. ``use_cache=False`` still
+    leaves the cache alone (the CLIs' --no-cache)."""
+    cache = StemCache(tmp_path / "stems")
+    pipe = pl.Pipeline(lambda name: tiny_umx, cache, threads=1)
+    pipe.run(pl.SongRequest(song_file, "tiny"))
+    [(key, _, _)] = cache.entries()
+    created = cache.get(key).meta["created"]
+    fresh = pipe.run(pl.SongRequest(song_file, "tiny", refresh=True))
+    assert not fresh.from_cache and count_separations == [1, 1]
+    assert [k for k, _, _ in cache.entries()] == [key] and cache.get(key).meta["created"] > created
+    cache.clear()
+    pipe.run(pl.SongRequest(song_file, "tiny", refresh=True))
+    assert count_separations == [1, 1, 1] and [k for k, _, _ in cache.entries()] == [key]
+    again = pipe.run(pl.SongRequest(song_file, "tiny"))
+    assert again.from_cache and count_separations == [1, 1, 1]
+    np.testing.assert_array_equal(again.stems["vocals"], fresh.stems["vocals"])
+    cache.clear()
+    pipe.run(pl.SongRequest(song_file, "tiny", use_cache=False))
+    assert count_separations == [1, 1, 1, 1] and cache.entries() == []
+
+
 def test_spleeter_exponent_follows_the_power_setting(restore_threads):
     from unmix_desktop.separation.spleeter import SpleeterModel
 

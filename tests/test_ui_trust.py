@@ -252,6 +252,23 @@ def test_separate_again_bypasses_the_cache_and_plays_on(harness, song_path):
     h.wait_song()
 
 
+def test_separate_again_after_a_cache_clear_stores_the_song_again(harness, song_path):
+    """Before: Ctrl+R separated without the cache both ways, so after File -> Clear Separation Cache the song
+    separated again was not stored: the library said 0 songs and the next open separated once more."""
+    h, w = harness, harness.window
+    h.drop_and_wait(song_path)
+    assert w.stem_cache.clearable()[0] == 1
+    w.clear_cache(confirm=False)
+    assert w.stem_cache.clearable() == (0, 0)
+    with h.qtbot.waitSignal(w.song_loaded, timeout=WAIT_MS):
+        w.actions_.reseparate.trigger()
+    assert not w.song.from_cache
+    h.qtbot.waitUntil(lambda: w.stem_cache.clearable()[0] == 1, timeout=WAIT_MS)
+    h.wait_song()
+    h.drop_and_wait(song_path)
+    assert w.song.from_cache
+
+
 # ---------------------------------------------------------------------------------------------
 # small windows
 # ---------------------------------------------------------------------------------------------

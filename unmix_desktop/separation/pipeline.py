@@ -231,9 +231,10 @@ class SongRequest:
     model_name: str
     settings: SeparationSettings = field(default_factory=SeparationSettings)
     four_stems: bool = False
-    use_cache: bool = True
+    use_cache: bool = True               # False: neither read nor write the stem cache
     max_duration: float | None = None
     four_stem_model: str | None = None   # None/"dsp": signal processing; else a drums/bass/other model
+    refresh: bool = False                # True: separate afresh and replace what the cache holds
 
     @property
     def variant(self) -> str:
@@ -348,22 +349,23 @@ class Pipeline:
 
         report("read", 0.0)
         digest = key = None
-        cache = self.cache if request.use_cache else None
+        cache = self.cache if request.use_cache else None  # where the result is stored
+        reuse = None if request.refresh else cache  # where a stored result may come from
         if self.cache is not None:
             try:
                 digest = cache_mod.file_hash(path, cancel)
             except OSError as exc:
                 raise AudioError(path, f"cannot read ({exc.strerror or exc})") from exc
             key = cache_mod.make_key(digest, request.model_name, settings_key, request.variant)
-        if cache is not None:
+        if reuse is not None:
             assert key is not None and digest is not None  # cache implies self.cache: both were made above
-            entry = cache.get(key) if cache.has(key) else None
+            entry = reuse.get(key) if reuse.has(key) else None
             if entry is not None and entry.mixture is not None:
                 report("cache", 1.0)
                 return result(entry.mixture, entry.stems, entry.meta.get("card", {}), True, 0.0)
             if request.four_stems:  # the two-stem result of the same song, model and settings
                 two_key = cache_mod.make_key(digest, request.model_name, settings_key, "")
-                two = cache.get(two_key) if cache.has(two_key) else None
+                two = reuse.get(two_key) if reuse.has(two_key) else None
                 if two is not None and two.mixture is not None and {"vocals", "accompaniment"} <= set(two.stems):
                     report("cache", 1.0)
                     t_sep = time.perf_counter()

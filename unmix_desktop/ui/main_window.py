@@ -382,11 +382,12 @@ class MainWindow(QMainWindow):
         return True
 
     def separate_again(self) -> None:
-        """File → Separate Again (Ctrl+R): a fresh separation, not the cached stems; the song plays on."""
+        """File → Separate Again (Ctrl+R): a fresh separation, not the cached stems, stored in their place;
+        the song plays on."""
         if self.song is not None:
-            self.start_separation(self.song.path, use_cache=False, in_place=self.song_is_complete)
+            self.start_separation(self.song.path, refresh=True, in_place=self.song_is_complete)
 
-    def start_separation(self, path: Path, use_cache: bool = True, in_place: bool = False) -> Task | None:
+    def start_separation(self, path: Path, refresh: bool = False, in_place: bool = False) -> Task | None:
         """Separate ``path``. ``in_place``: the open (whole) song again, e.g. with other preferences: it
         keeps playing on its page (progress in the status bar) until the new stems replace it at the
         same position."""
@@ -400,8 +401,9 @@ class MainWindow(QMainWindow):
         if self.player is not None and self.player.playing and not in_place:
             self.player.pause()
         four = self.settings.four_stems and jobs.four_stems_available()
-        request = jobs.SeparationRequest(Path(path), model, self.separation_settings(), four, use_cache,
-                                         four_stem_model=self.settings.four_stem_model if four else None)
+        request = jobs.SeparationRequest(Path(path), model, self.separation_settings(), four,
+                                         four_stem_model=self.settings.four_stem_model if four else None,
+                                         refresh=refresh)
         if not in_place:
             self.stack.setCurrentWidget(self.progress_page)
         again = " again" if in_place else ""
